@@ -1,0 +1,130 @@
+"""What every backend offers, and the generic data-term kernels built on two products.
+
+A backend is built for one data set ``(X, y, s)`` and one pointwise loss. It computes
+the *data term* ``sum_i s_i loss(y_i, x_i w + b)`` and its derivatives; the penalty,
+certificates and dual live in :mod:`tikhon.objective`. A subclass must provide
+``matvec`` (``X w``) and ``rmatvec`` (``X^T r``); it may override ``loss_grad`` and
+``hessian`` with fused kernels, and declare whole solver loops it owns in ``loops``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["Backend", "input_format"]
+
+
+def input_format(X) -> str:
+    """``"csr"``, ``"dense"`` or ``"dask"``: the layout families backends declare support for."""
+    if sp.issparse(X):
+        return "csr" if X.format == "csr" else X.format
+    if type(X).__module__.startswith("dask"):
+        return "dask"
+    return "dense"
+
+
+class Backend:
+    """Base class: the data-term kernels expressed with ``matvec`` and ``rmatvec``.
+
+    Class attributes a backend declares (the registry checks them):
+
+    * ``name``: registry name;
+    * ``formats``: input layouts it reads, among ``"dense"``, ``"csr"``, ``"dask"``;
+    * ``dtypes``: dtypes of ``X`` it computes in (no conversion);
+    * ``loops``: solver names whose whole loop the backend runs itself (e.g. ``"dual_cd"``).
+    """
+
+    name = "base"
+    formats = frozenset()
+    dtypes = frozenset({np.dtype(np.float32), np.dtype(np.float64)})
+    loops = frozenset()
+
+    @classmethod
+    def availability(cls):
+        """``None`` if usable here, else a message naming the fix."""
+        return None
+
+    @classmethod
+    def supports(cls, X) -> bool:
+        return input_format(X) in cls.formats and np.dtype(X.dtype) in cls.dtypes
+
+    def __init__(self, X, y, sample_weight, loss):
+        self.X = X
+        self.y = y
+        self.s = sample_weight
+        self.loss = loss
+        self.n_samples, self.n_features = X.shape
+        self.weight_sum = float(sample_weight.sum())
+
+    # ---- the two products a subclass provides ----
+    def matvec(self, w):
+        """``X @ w`` as float64 (computed in X's dtype)."""
+        raise NotImplementedError
+
+    def rmatvec(self, r):
+        """``X.T @ r`` as float64 (computed in X's dtype)."""
+        raise NotImplementedError
+
+    # ---- data-term kernels ----
+    def decision(self, w, b):
+        """Margins ``X w + b`` (float64)."""
+        return self.matvec(w) + b
+
+    def loss_grad(self, w, b):
+        """``(sum s loss, X^T (s loss'), sum s loss')`` at ``(w, b)``."""
+        z = self.decision(w, b)
+        r = self.s * self.loss.derivative(self.y, z)
+        value = float(np.dot(self.s, self.loss.value(self.y, z)))
+        return value, self.rmatvec(r), float(r.sum())
+
+    def loss_grad_hessian(self, w, b):
+        """``loss_grad`` plus the data term's Hessian at ``(w, b)`` as a product
+        ``(v, vb) -> (H_ww v + h_wb vb, h_bw v + h_bb vb)``; shares the pass that
+        computes the margins. Each product is one pass over X each way."""
+        z = self.decision(w, b)
+        r = self.s * self.loss.derivative(self.y, z)
+        value = float(np.dot(self.s, self.loss.value(self.y, z)))
+        d = self.s * self.loss.curvature(self.y, z)
+
+        def product(v, vb=0.0):
+            t = d * (self.matvec(v) + vb)
+            return self.rmatvec(t), float(t.sum())
+
+        return value, self.rmatvec(r), float(r.sum()), product
+
+    def batch_loss_grad(self, w, b, rows):
+        """``loss_grad`` restricted to the given rows (copies only those rows)."""
+        Xb = self.X[rows]
+        z = np.asarray(Xb @ np.asarray(w, dtype=Xb.dtype), dtype=np.float64).ravel() + b
+        y, s = self.y[rows], self.s[rows]
+        r = s * self.loss.derivative(y, z)
+        gw = np.asarray(Xb.T @ r.astype(Xb.dtype), dtype=np.float64).ravel()
+        return float(np.dot(s, self.loss.value(y, z))), gw, float(r.sum())
+
+    def row_norms_sq(self, chunk=8192):
+        """``||x_i||^2`` per row (float64), by row blocks so that no copy of X is made."""
+        X = self.X
+        if input_format(X) == "csr":
+            sq = np.concatenate(([0.0], np.cumsum(np.square(X.data, dtype=np.float64))))
+            return sq[X.indptr[1:]] - sq[X.indptr[:-1]]
+        out = np.empty(self.n_samples)
+        for start in range(0, self.n_samples, chunk):
+            block = np.asarray(X[start:start + chunk], dtype=np.float64)
+            out[start:start + chunk] = np.einsum("ij,ij->i", block, block)
+        return out
+
+    def curvature_norm(self, n_iter=30, seed=0):
+        """Estimate ``||[X 1]^T S [X 1]||_2`` by power iteration (from below; callers add margin)."""
+        rng = np.random.default_rng(seed)
+        v = rng.standard_normal(self.n_features)
+        vb = 1.0
+        estimate = 0.0
+        for _ in range(n_iter):
+            norm = np.sqrt(np.dot(v, v) + vb * vb)
+            if norm == 0:
+                return 0.0
+            v, vb = v / norm, vb / norm
+            t = self.s * (self.matvec(v) + vb)
+            v, vb = self.rmatvec(t), float(t.sum())
+            estimate = np.sqrt(np.dot(v, v) + vb * vb)
+        return float(estimate)

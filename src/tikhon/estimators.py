@@ -1,0 +1,270 @@
+"""scikit-learn compatible estimators: validate, pick a backend and a solver, solve, store.
+
+Both estimators solve ``P(w, b) = sum_i s_i loss(y_i, x_i w + b) + lam / 2 ||w||^2``
+(see :mod:`tikhon.objective`), the problem of scikit-learn's ``LogisticRegression(C)``
+(``lam = 1 / C``) and ``Ridge(alpha)`` (``lam = alpha``).
+
+Input: dense arrays (C or F order, memory-mapped or not) and CSR matrices are used
+in place in float32 or float64. Other numeric dtypes (integers, bool, float16) are
+converted to float64, and other sparse formats to CSR: that conversion is a copy.
+Object, string and complex data are refused.
+"""
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from . import solvers
+from ._config import resolve_backend
+from .backends import get_backend
+from .objective import Objective
+
+__all__ = ["LogisticRegression", "Ridge"]
+
+
+def _positive(name, value, integer=False):
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind) or not np.isfinite(value) or value <= 0:
+        what = "a positive integer" if integer else "a finite positive number"
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+
+
+class _L2LinearModel(BaseEstimator):
+    """Shared fit machinery; subclasses say which loss and penalty strength."""
+
+    _loss = None
+
+    def _lam(self):
+        raise NotImplementedError
+
+    def _validate_X(self, X, reset, y=None):
+        kwargs = dict(accept_sparse="csr", dtype=[np.float64, np.float32], order=None,
+                      accept_large_sparse=True, reset=reset)
+        if y is None:
+            return validate_data(self, X, **kwargs)
+        return validate_data(self, X, y, y_numeric=self._loss == "squared", **kwargs)
+
+    def _fit(self, X, y_signed, sample_weight):
+        """Solve for ``(w, b)`` given validated ``X``, float64 targets and weights."""
+        _positive("tol", self.tol)
+        _positive("max_iter", self.max_iter, integer=True)
+        objective = Objective(self._loss, self._lam(), bool(self.fit_intercept))
+        solver = solvers.choose_solver(self.solver, self._loss)
+        loop = solver if solver in solvers.BACKEND_LOOPS else None
+        backend_cls = get_backend(resolve_backend(self.backend), X, loop=loop)
+        backend = backend_cls(X, y_signed, sample_weight, objective.pointwise)
+
+        theta0 = np.zeros(objective.n_params(X.shape[1]))
+        if objective.fit_intercept:  # start from the best constant model
+            theta0[-1] = objective.best_intercept(np.zeros(X.shape[0]), y_signed, sample_weight)
+        options = {k: v for k, v in self._solver_options().items() if k in _SOLVER_OPTIONS[solver]}
+        result = solvers.run(solver, objective, backend, theta0, self.tol, self.max_iter, **options)
+
+        w, b = objective.split(result.theta)
+        self.backend_ = backend_cls.name
+        self.solver_ = solver
+        self.n_iter_ = result.n_iter
+        self.converged_ = result.converged
+        self.certificate_ = result.certificate
+        self.objective_ = result.objective
+        self.duality_gap_ = result.relative_gap
+        self.history_ = result.history
+        if not result.converged:
+            warnings.warn(
+                f"tikhon {solver} (backend {backend_cls.name}) stopped after {result.n_iter} iterations "
+                f"(max_iter={self.max_iter}) with {result.criterion} = {result.certificate:.3g} > tol = {self.tol:g}; "
+                f"relative duality gap {result.relative_gap:.3g}. {result.message}",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return np.asarray(w, dtype=np.float64), float(b)
+
+    def _solver_options(self):
+        return {"learning_rate": self.learning_rate, "batch_size": self.batch_size,
+                "random_state": self.random_state}
+
+    def _check_weights(self, sample_weight, X):
+        s = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+        if not np.all(np.isfinite(s)):
+            raise ValueError("sample_weight contains NaN or infinity")
+        if s.sum() <= 0:
+            raise ValueError("sample_weight sums to zero: there is nothing to fit")
+        return s
+
+    def _margins(self, X):
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        coef = np.ravel(self.coef_).astype(X.dtype, copy=False)
+        z = X @ coef
+        return np.asarray(z, dtype=np.float64).ravel() + float(np.ravel(self.intercept_)[0])
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+
+# Which estimator options each solver takes.
+_SOLVER_OPTIONS = {
+    "gd": ("learning_rate",),
+    "sgd": ("learning_rate", "batch_size", "random_state"),
+    "lbfgs": (),
+    "newton": (),
+}
+
+
+class LogisticRegression(ClassifierMixin, _L2LinearModel):
+    """Binary L2-regularized logistic regression.
+
+    Minimizes ``sum_i s_i log(1 + exp(-y_i (x_i w + b))) + 1 / (2 C) ||w||^2`` over
+    ``w`` and (with ``fit_intercept``) the unpenalized intercept ``b``; the same
+    problem as ``sklearn.linear_model.LogisticRegression(C=C)``.
+
+    Parameters
+    ----------
+    C : float, default=1.0
+        Inverse penalty strength, ``lam = 1 / C``.
+    fit_intercept : bool, default=True
+    solver : {"auto", "lbfgs", "newton", "gd", "sgd"}, default="auto"
+        ``auto`` is ``lbfgs``. ``gd`` is the seeds' gradient descent with weight
+        decay, ``sgd`` its mini-batch stochastic version.
+    backend : str or None, default=None
+        Kernel set (``"numpy"``, ``"auto"``, ...). ``None`` defers to
+        :func:`tikhon.config_context`, then ``TIKHON_BACKEND``, then ``"auto"``.
+    tol : float, default=1e-6
+        Stop when ``||grad P||_inf / sum(s) <= tol`` (see :mod:`tikhon.objective`).
+    max_iter : int, default=1000
+        Iterations (epochs for ``sgd``).
+    class_weight : dict, "balanced" or None
+        Multiplies each sample's weight by its class's weight.
+    learning_rate : float or None
+        Fixed step of ``gd`` / initial step of ``sgd``; ``None`` derives it from a
+        Lipschitz bound.
+    batch_size : int, default=256
+        Rows per ``sgd`` step.
+    random_state : int or None, default=None
+        Seed of ``sgd``'s shuffling (``None`` means seed 0: fits are repeatable).
+
+    Attributes
+    ----------
+    classes_, coef_ (1, n_features), intercept_ (1,), n_iter_, converged_,
+    backend_, solver_, certificate_ (the stopping criterion's value),
+    objective_ (``P`` at the solution), duality_gap_ (relative duality gap, an upper
+    bound on the relative suboptimality), history_ (list of (seconds, objective)).
+    """
+
+    _loss = "logistic"
+
+    def __init__(self, C=1.0, *, fit_intercept=True, solver="auto", backend=None, tol=1e-6,
+                 max_iter=1000, class_weight=None, learning_rate=None, batch_size=256,
+                 random_state=None):
+        self.C = C
+        self.fit_intercept = fit_intercept
+        self.solver = solver
+        self.backend = backend
+        self.tol = tol
+        self.max_iter = max_iter
+        self.class_weight = class_weight
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.random_state = random_state
+
+    def _lam(self):
+        _positive("C", self.C)
+        return 1.0 / self.C
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit on ``X`` (n_samples, n_features) and two-class labels ``y``."""
+        X, y = self._validate_X(X, reset=True, y=y)
+        check_classification_targets(y)
+        classes, y_index = np.unique(y, return_inverse=True)
+        if classes.size < 2:
+            raise ValueError(f"LogisticRegression needs samples of two classes; got only class {classes[0]!r}")
+        if classes.size > 2:
+            raise ValueError(
+                f"tikhon.LogisticRegression is binary; got {classes.size} classes "
+                "(multinomial regression is not implemented yet)"
+            )
+        s = self._check_weights(sample_weight, X)
+        if self.class_weight is not None:
+            per_class = compute_class_weight(self.class_weight, classes=classes, y=y)
+            s = s * per_class[y_index]
+            if s.sum() <= 0:
+                raise ValueError("class_weight and sample_weight leave no positive weight")
+        y_signed = np.where(y_index == 1, 1.0, -1.0)
+        self.classes_ = classes
+        w, b = self._fit(X, y_signed, s)
+        self.coef_ = w.reshape(1, -1)
+        self.intercept_ = np.array([b])
+        return self
+
+    def decision_function(self, X):
+        """``X w + b``: positive values predict ``classes_[1]``."""
+        return self._margins(X)
+
+    def predict(self, X):
+        return self.classes_[(self.decision_function(X) > 0).astype(int)]
+
+    def predict_proba(self, X):
+        """Columns: probabilities of ``classes_[0]`` and ``classes_[1]``."""
+        from scipy.special import expit
+
+        p = expit(self.decision_function(X))
+        return np.column_stack([1.0 - p, p])
+
+    def predict_log_proba(self, X):
+        from scipy.special import log_expit
+
+        z = self.decision_function(X)
+        return np.column_stack([log_expit(-z), log_expit(z)])
+
+
+class Ridge(RegressorMixin, _L2LinearModel):
+    """L2-regularized least squares.
+
+    Minimizes ``sum_i s_i (y_i - x_i w - b)^2 / 2 + alpha / 2 ||w||^2``: the minimizer
+    of ``sklearn.linear_model.Ridge(alpha=alpha)`` (whose objective is twice this).
+
+    Parameters are those of :class:`LogisticRegression` with ``alpha`` (> 0) in
+    place of ``C`` and no ``class_weight``; ``solver="auto"`` is ``newton`` (one
+    conjugate-gradient solve of the normal equations). ``coef_`` has shape
+    (n_features,) and ``intercept_`` is a float.
+    """
+
+    _loss = "squared"
+
+    def __init__(self, alpha=1.0, *, fit_intercept=True, solver="auto", backend=None, tol=1e-6,
+                 max_iter=1000, learning_rate=None, batch_size=256, random_state=None):
+        self.alpha = alpha
+        self.fit_intercept = fit_intercept
+        self.solver = solver
+        self.backend = backend
+        self.tol = tol
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.random_state = random_state
+
+    def _lam(self):
+        _positive("alpha", self.alpha)
+        return float(self.alpha)
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit on ``X`` (n_samples, n_features) and real targets ``y`` (n_samples,)."""
+        X, y = self._validate_X(X, reset=True, y=y)
+        s = self._check_weights(sample_weight, X)
+        w, b = self._fit(X, np.asarray(y, dtype=np.float64), s)
+        self.coef_ = w
+        self.intercept_ = b
+        return self
+
+    def predict(self, X):
+        return self._margins(X)

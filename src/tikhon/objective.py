@@ -1,0 +1,258 @@
+"""The one definition of the problem tikhon solves.
+
+For features ``X`` (n x d), targets ``y``, sample weights ``s`` (default 1),
+coefficients ``w`` and intercept ``b``::
+
+    P(w, b) = sum_i s_i * loss(y_i, x_i . w + b)  +  (lam / 2) * ||w||^2
+
+with ``lam = 1 / C`` for logistic regression and ``lam = alpha`` for ridge. The
+intercept is never penalized. This is exactly the problem of scikit-learn's
+``LogisticRegression(C)`` and ``Ridge(alpha)``.
+
+The "seed" convention ``mean loss + lam / (2 m) ||w||^2`` is ``P / m`` with
+``m = sum_i s_i`` (``m = n`` without weights): the same minimizer. Gradient descent
+with weight decay, ``w <- w (1 - step * lam / m) - step * grad(mean loss)``, is a
+gradient step on ``P / m`` (see :meth:`Objective.weight_decay`).
+
+Losses (pointwise, overflow-safe in float32 and float64; computed in float64):
+
+* ``logistic``: ``log(1 + exp(-y z))`` with ``y`` in {-1, +1}, evaluated as
+  ``log1p(exp(-|t|)) + max(-t, 0)`` with ``t = y z``;
+* ``squared``: ``(y - z)^2 / 2``.
+
+Backends compute the *data term* (the weighted sum of losses and its derivatives,
+one pass over ``X``); this module adds the penalty, defines the stopping
+certificate and the Fenchel dual used for the duality-gap certificate.
+
+Stopping certificate of the primal solvers (one definition, used everywhere)::
+
+    certificate(w, b) = ||grad P(w, b)||_inf / m,     m = sum_i s_i
+
+i.e. the sup-norm of the gradient of the mean-scaled problem, the quantity
+scikit-learn's ``lbfgs`` compares with ``tol``. A fit is converged when
+``certificate <= tol``.
+
+Certified suboptimality (every fit reports it): the relative duality gap
+``(P(w, b) - D(u)) / D(u)`` for a dual-feasible ``u`` built from ``(w, b)``,
+an upper bound on the relative suboptimality ``(P - P*) / P*``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import expit, xlogy
+
+__all__ = ["Objective", "LOSSES", "LogisticLoss", "SquaredLoss"]
+
+
+class LogisticLoss:
+    """``loss(y, z) = log(1 + exp(-y z))`` for labels ``y`` in {-1, +1}."""
+
+    name = "logistic"
+    max_curvature = 0.25  # sup of loss''(z): bounds the Lipschitz constant
+
+    @staticmethod
+    def value(y, z):
+        t = y * z
+        return np.log1p(np.exp(-np.abs(t))) + np.maximum(-t, 0.0)
+
+    @staticmethod
+    def derivative(y, z):
+        """d loss / dz = -y * sigmoid(-y z)."""
+        return -y * expit(-y * z)
+
+    @staticmethod
+    def curvature(y, z):
+        """d2 loss / dz2 = sigmoid(z) * sigmoid(-z)."""
+        p = expit(z)
+        return p * (1.0 - p)
+
+    @staticmethod
+    def conjugate_sum(y, s, u):
+        """sum_i (s_i loss_i)^*(u_i); requires ``a = -y u`` in ``[0, s]``."""
+        a = np.clip(-y * u, 0.0, s)
+        # (s loss)^*(-y a) = a log(a / s) + (s - a) log((s - a) / s); 0 where s == 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            terms = xlogy(a, a) + xlogy(s - a, s - a) - xlogy(s, s)
+        return float(np.sum(terms))
+
+    @staticmethod
+    def center_dual(y, s, u):
+        """Make ``sum(u) == 0`` (the intercept's dual constraint) while keeping
+        ``-y u`` in ``[0, s]``: shrink the side whose total is larger."""
+        a = -y * u
+        pos, neg = y > 0, y < 0
+        total_pos, total_neg = a[pos].sum(), a[neg].sum()
+        a = a.copy()
+        if total_pos > total_neg and total_pos > 0:
+            a[pos] *= total_neg / total_pos
+        elif total_neg > total_pos and total_neg > 0:
+            a[neg] *= total_pos / total_neg
+        return -y * a
+
+
+class SquaredLoss:
+    """``loss(y, z) = (y - z)^2 / 2``."""
+
+    name = "squared"
+    max_curvature = 1.0
+
+    @staticmethod
+    def value(y, z):
+        r = y - z
+        return 0.5 * r * r
+
+    @staticmethod
+    def derivative(y, z):
+        return z - y
+
+    @staticmethod
+    def curvature(y, z):
+        return np.ones_like(z)
+
+    @staticmethod
+    def conjugate_sum(y, s, u):
+        """sum_i (s_i loss_i)^*(u_i) = sum u y + u^2 / (2 s); rows with s == 0 need u == 0."""
+        positive = s > 0
+        up = u[positive]
+        return float(np.sum(up * y[positive] + up * up / (2.0 * s[positive])))
+
+    @staticmethod
+    def center_dual(y, s, u):
+        """Make ``sum(u) == 0`` by a shift proportional to ``s`` (keeps u == 0 where s == 0)."""
+        return u - s * (u.sum() / s.sum())
+
+
+LOSSES = {cls.name: cls for cls in (LogisticLoss, SquaredLoss)}
+
+
+@dataclass(frozen=True)
+class Objective:
+    """``P(w, b) = sum_i s_i loss(y_i, x_i w + b) + lam / 2 ||w||^2``.
+
+    Parameters
+    ----------
+    loss : {"logistic", "squared"}
+    lam : float
+        Penalty strength, ``1 / C`` or ``alpha``. Must be > 0.
+    fit_intercept : bool
+        Whether the unpenalized intercept ``b`` is a variable (else ``b = 0``).
+    """
+
+    loss: str
+    lam: float
+    fit_intercept: bool = True
+
+    def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; expected one of {sorted(LOSSES)}")
+        if not (np.isfinite(self.lam) and self.lam > 0):
+            raise ValueError(f"the penalty strength must be a finite positive number, got {self.lam!r}")
+
+    @property
+    def pointwise(self):
+        """The pointwise loss (value, derivative, curvature, conjugate)."""
+        return LOSSES[self.loss]
+
+    # ---- parameter vector theta = [w, b] (b present only with an intercept) ----
+    def n_params(self, n_features: int) -> int:
+        return n_features + int(self.fit_intercept)
+
+    def split(self, theta):
+        """``theta -> (w, b)``; ``b`` is 0.0 without an intercept."""
+        if self.fit_intercept:
+            return theta[:-1], float(theta[-1])
+        return theta, 0.0
+
+    def join(self, w, b):
+        """``(w, b) -> theta``, a new float64 vector."""
+        if self.fit_intercept:
+            return np.append(np.asarray(w, dtype=np.float64), b)
+        return np.array(w, dtype=np.float64)
+
+    # ---- primal: data term (from a backend) + penalty ----
+    def value(self, data_loss: float, w) -> float:
+        """``P`` given the data term ``sum_i s_i loss_i``."""
+        return float(data_loss) + 0.5 * self.lam * float(np.dot(w, w))
+
+    def gradient(self, data_grad_w, data_grad_b, w):
+        """Gradient of ``P`` as a theta-vector, from the data term's gradient."""
+        g = data_grad_w + self.lam * w
+        return np.append(g, data_grad_b) if self.fit_intercept else np.asarray(g, dtype=np.float64)
+
+    def hess_vec(self, data_hv_w, data_hv_b, v_w):
+        """Hessian of ``P`` times ``v`` as a theta-vector, from the data term's product."""
+        hv = data_hv_w + self.lam * v_w
+        return np.append(hv, data_hv_b) if self.fit_intercept else np.asarray(hv, dtype=np.float64)
+
+    @staticmethod
+    def certificate(grad, weight_sum: float) -> float:
+        """The stopping certificate ``||grad P||_inf / m`` (see the module docstring)."""
+        return float(np.max(np.abs(grad))) / weight_sum if grad.size else 0.0
+
+    # ---- the seeds' scaling ----
+    def weight_decay(self, step: float, weight_sum: float) -> float:
+        """The factor ``1 - step * lam / m`` of the seeds' update
+        ``w <- w (1 - step lam / m) - step grad(mean loss)``."""
+        return 1.0 - step * self.lam / weight_sum
+
+    def lipschitz_bound(self, data_curvature_norm: float, weight_sum: float) -> float:
+        """Lipschitz constant of ``grad(P / m)`` given ``||[X 1]^T S [X 1]||_2``
+        (the data term's Hessian norm divided by the loss's max curvature)."""
+        return (self.pointwise.max_curvature * data_curvature_norm + self.lam) / weight_sum
+
+    # ---- dual and duality gap ----
+    def best_intercept(self, margins, y, s, b0: float = 0.0, tol: float = 1e-13) -> float:
+        """Minimize ``sum_i s_i loss(y_i, margins_i + b)`` over ``b`` (O(n) per step,
+        no pass over X): safeguarded Newton on the monotone derivative."""
+        loss = self.pointwise
+        if self.loss == "squared":
+            return float(np.dot(s, y - margins) / s.sum())
+
+        def slope(b):
+            z = margins + b
+            return float(np.dot(s, loss.derivative(y, z))), float(np.dot(s, loss.curvature(y, z)))
+
+        lo, hi, b = -np.inf, np.inf, float(b0)
+        scale = float(s.sum())
+        for _ in range(200):
+            g, h = slope(b)
+            if abs(g) <= tol * scale:
+                break
+            if g > 0:
+                hi = b
+            else:
+                lo = b
+            step = b - g / h if h > 0 else np.nan
+            if np.isfinite(lo) and np.isfinite(hi):
+                b = step if lo < step < hi else 0.5 * (lo + hi)
+            elif np.isfinite(step) and lo <= step <= hi:
+                b = step
+            else:  # no bracket yet on that side: move out geometrically
+                b = b + (1.0 + abs(b)) * (1.0 if g < 0 else -1.0)
+        return b
+
+    def dual_value(self, y, s, u, XTu) -> float:
+        """``D(u) = -sum_i (s_i loss_i)^*(u_i) - ||X^T u||^2 / (2 lam)``, for feasible ``u``."""
+        return -self.pointwise.conjugate_sum(y, s, u) - float(np.dot(XTu, XTu)) / (2.0 * self.lam)
+
+    def duality_gap(self, w, b, margins, y, s, rmatvec):
+        """Primal value, dual value and relative gap ``(P - D) / D`` at ``(w, b)``.
+
+        ``margins = X w`` (without ``b``); ``rmatvec(u)`` returns ``X^T u`` (one pass).
+        The dual point is ``u_i = s_i loss'(y_i, z_i)`` at the best intercept for
+        this ``w``, recentred so that ``sum(u) = 0`` when there is an intercept. The
+        gap bounds the relative suboptimality ``(P(w, b) - P*) / P*``.
+        """
+        loss = self.pointwise
+        margins = np.asarray(margins, dtype=np.float64)
+        primal = self.value(np.dot(s, loss.value(y, margins + b)), w)
+        b_dual = self.best_intercept(margins, y, s, b) if self.fit_intercept else 0.0
+        u = s * loss.derivative(y, margins + b_dual)
+        if self.fit_intercept:
+            u = loss.center_dual(y, s, u)
+        dual = self.dual_value(y, s, u, rmatvec(u))
+        gap = primal - dual
+        relative = gap / dual if dual > 0 else np.inf
+        return primal, dual, max(relative, 0.0)

@@ -1,0 +1,39 @@
+"""Solver registry: each solver is a function ``solve(problem, theta0, tol, max_iter, **options)``
+that drives a :class:`~tikhon.solvers._common.Problem` and returns a ``FitResult``.
+
+Solvers in ``BACKEND_LOOPS`` are whole loops a backend runs itself (the registry of
+backends checks that the chosen backend offers it).
+"""
+from __future__ import annotations
+
+import importlib
+
+from ._common import FitResult, History, Problem
+
+__all__ = ["SOLVERS", "BACKEND_LOOPS", "FitResult", "History", "Problem", "choose_solver", "run"]
+
+SOLVERS = {
+    "gd": "tikhon.solvers.gd",
+    "sgd": "tikhon.solvers.sgd",
+    "lbfgs": "tikhon.solvers.lbfgs",
+    "newton": "tikhon.solvers.newton",
+}
+BACKEND_LOOPS = frozenset()
+
+
+def choose_solver(name, loss):
+    """Resolve ``"auto"``: Newton-CG for the quadratic ridge problem, L-BFGS for logistic."""
+    if name == "auto":
+        return "newton" if loss == "squared" else "lbfgs"
+    if name not in SOLVERS:
+        raise ValueError(f"unknown solver {name!r}; valid solvers are auto, {', '.join(SOLVERS)}")
+    return name
+
+
+def run(name, objective, backend, theta0, tol, max_iter, **options) -> FitResult:
+    """Run solver ``name`` and certify its result with the relative duality gap."""
+    problem = Problem(objective, backend)
+    solve = importlib.import_module(SOLVERS[name]).solve
+    result = solve(problem, theta0, tol, max_iter, **options)
+    result.objective, result.dual_objective, result.relative_gap = problem.duality_gap(result.theta)
+    return result
