@@ -134,7 +134,7 @@ class LogisticRegression(ClassifierMixin, _L2LinearModel):
         Inverse penalty strength, ``lam = 1 / C``.
     fit_intercept : bool, default=True
     solver : {"auto", "lbfgs", "newton", "gd", "sgd"}, default="auto"
-        ``auto`` is ``lbfgs``. ``gd`` is the seeds' gradient descent with weight
+        ``auto`` is ``newton``. ``gd`` is the seeds' gradient descent with weight
         decay, ``sgd`` its mini-batch stochastic version.
     backend : str or None, default=None
         Kernel set (``"numpy"``, ``"auto"``, ...). ``None`` defers to
