@@ -12,6 +12,13 @@ estimated by 30 power iterations, enlarged by 5% because power iteration approac
 it from below. With that default step the iteration is kept monotone: a step that
 increases ``P`` is undone and the step halved. A user-given ``learning_rate`` is used
 as is, as in the seeds (no safeguard).
+
+A backend that offers ``gd_loop`` (the Numba backend) runs the whole iteration loop
+itself, with the same update: this module computes the step, the decay factor
+``Objective.weight_decay(step, m)`` and ``step / m``, and the backend applies
+``w <- w * decay - (step / m) * grad`` until it converges, reaches ``max_iter``, or
+(with the safeguard) meets an uphill step, which hands control back here to halve the
+step. The Python loop below is the reference for every other backend.
 """
 from __future__ import annotations
 
@@ -34,6 +41,8 @@ def solve(problem, theta0, tol, max_iter, learning_rate=None):
     safeguard = learning_rate is None
     w, b = objective.split(np.array(theta0, dtype=np.float64))
     history = History()
+    if getattr(backend, "gd_loop", None) is not None:
+        return _solve_in_backend(problem, w, b, step, safeguard, tol, max_iter, history)
     previous = None  # (w, b, P) before the last step, for the monotone safeguard
     n_iter, converged, cert = 0, False, np.inf
     while True:
@@ -61,3 +70,24 @@ def solve(problem, theta0, tol, max_iter, learning_rate=None):
         n_iter += 1
     return FitResult(objective.join(w, b), n_iter, converged, cert, "grad_inf/m", history.records,
                      message=f"step {step:.3g}")
+
+
+def _solve_in_backend(problem, w, b, step, safeguard, tol, max_iter, history):
+    """The loop above, run by ``backend.gd_loop`` (same update, same safeguard)."""
+    objective, backend, m = problem.objective, problem.backend, problem.weight_sum
+    n_iter = 0
+    while True:
+        status, w, b, steps, records, cert = backend.gd_loop(
+            w, b, decay=objective.weight_decay(step, m), scale=step / m, lam=objective.lam,
+            weight_sum=m, fit_intercept=objective.fit_intercept, tol=tol,
+            max_steps=max_iter - n_iter, safeguard=safeguard)
+        n_iter += steps
+        history.records.extend((t - history._start, v) for t, v in records)
+        if status == "nonfinite":
+            raise FloatingPointError(f"gradient descent diverged (objective {cert}); use a smaller learning_rate")
+        if status == "uphill":  # the backend undid the step that went uphill: halve it
+            step *= 0.5
+            continue
+        break
+    return FitResult(objective.join(w, b), n_iter, status == "converged", cert, "grad_inf/m",
+                     history.records, message=f"step {step:.3g}")

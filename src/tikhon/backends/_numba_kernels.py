@@ -1,0 +1,635 @@
+"""Numba kernels of the ``numba`` backend (imported only by :mod:`tikhon.backends.numba`).
+
+Conventions
+-----------
+* Every function is a plain ``@njit(cache=True)`` function (no jitclass, no function
+  objects passed in): compiled lazily on first call, per argument types, and cached on
+  disk (see :mod:`tikhon.backends.numba` for where the cache lives).
+* ``Xt`` is the data as a tuple: ``(X,)`` for a dense 2-D array (C or F order) or
+  ``(data, indices, indptr)`` for CSR (int32 or int64 indices). The row-range helpers
+  are generic functions whose implementation is chosen at compile time from the
+  tuple's type (``numba.extending.overload``), so every driver and whole loop is
+  written once for all layouts.
+* ``code`` selects the pointwise loss (``LOGISTIC`` or ``SQUARED``); each loss is
+  written once, in :func:`pointwise`, and every loop calls it.
+* Precision: X is read in its own dtype (float32 or float64, never copied or cast);
+  coefficients, margins and every accumulator are float64, so float32 input gets
+  float64 sums (a float32 gradient summed over 1e6 rows would lose about 3 digits).
+* Parallel drivers split the rows into ``T`` contiguous chunks (``T`` = the thread
+  count, passed in: calling ``numba.get_num_threads()`` inside a kernel would make it
+  uncacheable); chunk ``c`` accumulates into row ``c`` of a ``(T, d)`` buffer that no
+  other chunk touches, and the rows are summed in a fixed order at the end: no races,
+  and results are deterministic for a fixed thread count.
+* Loops doing dot products use ``fastmath={"reassoc", "contract"}`` so that LLVM can
+  vectorize the reductions (summation order changes; no finiteness assumptions).
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+from numba.extending import overload
+
+LOGISTIC = 0
+SQUARED = 1
+LOSS_CODES = {"logistic": LOGISTIC, "squared": SQUARED}
+
+_FAST = {"reassoc", "contract"}
+# Parallelize the explicit prange loops only (np.zeros & co. stay serial): each implicit
+# parfor would be one more gufunc to compile.
+_PRANGE_ONLY = {"prange": True, "numpy": False, "setitem": False, "reduction": False,
+                "comprehension": False, "stencil": False, "inplace_binop": False, "fusion": False}
+# F-order dense: rows are processed in blocks of 16384 // d rows (128 KiB of float64),
+# swept once for the margins and once for the gradient while the block is in L2.
+
+
+# --------------------------------------------------------------------------------------
+# The pointwise losses, written once
+# --------------------------------------------------------------------------------------
+@njit(cache=True)
+def pointwise(code, y, z):
+    """``(loss, d loss/dz, d2 loss/dz2)`` at margin ``z`` for target ``y`` (float64).
+
+    logistic (``y`` in {-1, +1}): ``log1p(exp(-|t|)) + max(-t, 0)`` with ``t = y z``;
+    derivative ``-y sigmoid(-t)``; curvature ``sigmoid(z) sigmoid(-z) = e / (1 + e)^2``
+    with ``e = exp(-|t|) = exp(-|z|)`` (as ``|y| = 1``): one ``exp`` for all three.
+    squared: ``(y - z)^2 / 2``, ``z - y``, ``1``.
+    Callers that need only some outputs let the compiler drop the others.
+    """
+    if code == LOGISTIC:
+        t = y * z
+        e = np.exp(-abs(t))
+        value = np.log1p(e) + max(-t, 0.0)
+        one_e = 1.0 + e
+        sig_neg = e / one_e if t >= 0.0 else 1.0 / one_e  # sigmoid(-t)
+        return value, -y * sig_neg, e / (one_e * one_e)
+    r = z - y
+    return 0.5 * r * r, r, 1.0
+
+
+# --------------------------------------------------------------------------------------
+# Row-range helpers, one implementation per layout (serial; called inside prange)
+# --------------------------------------------------------------------------------------
+# ---- dense, row by row (C order; also any other non-F layout) ----
+@njit(cache=True, fastmath=_FAST)
+def _dense_rm_loss_grad(X, y, s, w, b, code, lo, hi, g, dvec, want_d):
+    d = X.shape[1]
+    loss = 0.0
+    gb = 0.0
+    for i in range(lo, hi):
+        z = 0.0
+        for j in range(d):
+            z += X[i, j] * w[j]
+        value, deriv, curv = pointwise(code, y[i], z + b)
+        loss += s[i] * value
+        r = s[i] * deriv
+        gb += r
+        if want_d:
+            dvec[i] = s[i] * curv
+        for j in range(d):
+            g[j] += r * X[i, j]
+    return loss, gb
+
+
+@njit(cache=True, fastmath=_FAST)
+def _dense_rm_hess(X, dvec, v, vb, lo, hi, g):
+    d = X.shape[1]
+    hb = 0.0
+    for i in range(lo, hi):
+        t = 0.0
+        for j in range(d):
+            t += X[i, j] * v[j]
+        q = dvec[i] * (t + vb)
+        hb += q
+        for j in range(d):
+            g[j] += q * X[i, j]
+    return hb
+
+
+@njit(cache=True, fastmath=_FAST)
+def _dense_rm_matvec(X, w, lo, hi, out):
+    d = X.shape[1]
+    for i in range(lo, hi):
+        z = 0.0
+        for j in range(d):
+            z += X[i, j] * w[j]
+        out[i] = z
+
+
+@njit(cache=True, fastmath=_FAST)
+def _dense_rm_rmatvec(X, r, lo, hi, g):
+    d = X.shape[1]
+    for i in range(lo, hi):
+        ri = r[i]
+        for j in range(d):
+            g[j] += ri * X[i, j]
+
+
+@njit(cache=True, fastmath=_FAST)
+def _dense_rm_row_norms(X, lo, hi, out):
+    d = X.shape[1]
+    for i in range(lo, hi):
+        acc = 0.0
+        for j in range(d):
+            x = np.float64(X[i, j])
+            acc += x * x
+        out[i] = acc
+
+
+# ---- dense F order: blocks of rows, swept column by column (contiguous reads) ----
+@njit(cache=True, fastmath=_FAST)
+def _dense_cm_loss_grad(X, y, s, w, b, code, lo, hi, g, dvec, want_d, block):
+    d = X.shape[1]
+    loss = 0.0
+    gb = 0.0
+    zb = np.empty(block)
+    for i0 in range(lo, hi, block):
+        m = min(block, hi - i0)
+        for k in range(m):
+            zb[k] = 0.0
+        for j in range(d):
+            wj = w[j]
+            for k in range(m):
+                zb[k] += X[i0 + k, j] * wj
+        for k in range(m):
+            i = i0 + k
+            value, deriv, curv = pointwise(code, y[i], zb[k] + b)
+            loss += s[i] * value
+            r = s[i] * deriv
+            gb += r
+            if want_d:
+                dvec[i] = s[i] * curv
+            zb[k] = r
+        for j in range(d):
+            acc = 0.0
+            for k in range(m):
+                acc += zb[k] * X[i0 + k, j]
+            g[j] += acc
+    return loss, gb
+
+
+@njit(cache=True, fastmath=_FAST)
+def _dense_cm_hess(X, dvec, v, vb, lo, hi, g, block):
+    d = X.shape[1]
+    hb = 0.0
+    zb = np.empty(block)
+    for i0 in range(lo, hi, block):
+        m = min(block, hi - i0)
+        for k in range(m):
+            zb[k] = vb
+        for j in range(d):
+            vj = v[j]
+            for k in range(m):
+                zb[k] += X[i0 + k, j] * vj
+        for k in range(m):
+            q = dvec[i0 + k] * zb[k]
+            hb += q
+            zb[k] = q
+        for j in range(d):
+            acc = 0.0
+            for k in range(m):
+                acc += zb[k] * X[i0 + k, j]
+            g[j] += acc
+    return hb
+
+
+@njit(cache=True, fastmath=_FAST)
+def _dense_cm_matvec(X, w, lo, hi, out):
+    d = X.shape[1]
+    for i in range(lo, hi):
+        out[i] = 0.0
+    for j in range(d):
+        wj = w[j]
+        for i in range(lo, hi):
+            out[i] += X[i, j] * wj
+
+
+@njit(cache=True, fastmath=_FAST)
+def _dense_cm_rmatvec(X, r, lo, hi, g):
+    d = X.shape[1]
+    for j in range(d):
+        acc = 0.0
+        for i in range(lo, hi):
+            acc += r[i] * X[i, j]
+        g[j] += acc
+
+
+@njit(cache=True, fastmath=_FAST)
+def _dense_cm_row_norms(X, lo, hi, out):
+    d = X.shape[1]
+    for i in range(lo, hi):
+        out[i] = 0.0
+    for j in range(d):
+        for i in range(lo, hi):
+            x = np.float64(X[i, j])
+            out[i] += x * x
+
+
+# ---- CSR ----
+@njit(cache=True, fastmath=_FAST)
+def _csr_loss_grad(data, indices, indptr, y, s, w, b, code, lo, hi, g, dvec, want_d):
+    loss = 0.0
+    gb = 0.0
+    for i in range(lo, hi):
+        k0, k1 = indptr[i], indptr[i + 1]
+        z = 0.0
+        for k in range(k0, k1):
+            z += data[k] * w[indices[k]]
+        value, deriv, curv = pointwise(code, y[i], z + b)
+        loss += s[i] * value
+        r = s[i] * deriv
+        gb += r
+        if want_d:
+            dvec[i] = s[i] * curv
+        for k in range(k0, k1):
+            g[indices[k]] += r * data[k]
+    return loss, gb
+
+
+@njit(cache=True, fastmath=_FAST)
+def _csr_hess(data, indices, indptr, dvec, v, vb, lo, hi, g):
+    hb = 0.0
+    for i in range(lo, hi):
+        k0, k1 = indptr[i], indptr[i + 1]
+        t = vb
+        for k in range(k0, k1):
+            t += data[k] * v[indices[k]]
+        q = dvec[i] * t
+        hb += q
+        for k in range(k0, k1):
+            g[indices[k]] += q * data[k]
+    return hb
+
+
+@njit(cache=True, fastmath=_FAST)
+def _csr_matvec(data, indices, indptr, w, lo, hi, out):
+    for i in range(lo, hi):
+        z = 0.0
+        for k in range(indptr[i], indptr[i + 1]):
+            z += data[k] * w[indices[k]]
+        out[i] = z
+
+
+@njit(cache=True, fastmath=_FAST)
+def _csr_rmatvec(data, indices, indptr, r, lo, hi, g):
+    for i in range(lo, hi):
+        ri = r[i]
+        for k in range(indptr[i], indptr[i + 1]):
+            g[indices[k]] += ri * data[k]
+
+
+@njit(cache=True, fastmath=_FAST)
+def _csr_row_norms(data, indptr, lo, hi, out):
+    for i in range(lo, hi):
+        acc = 0.0
+        for k in range(indptr[i], indptr[i + 1]):
+            x = np.float64(data[k])
+            acc += x * x
+        out[i] = acc
+
+
+# ---- mini-batch (a list of rows, serial) ----
+@njit(cache=True, fastmath=_FAST)
+def _dense_batch(X, y, s, w, b, code, rows, g):
+    d = X.shape[1]
+    loss = 0.0
+    gb = 0.0
+    for i in rows:
+        z = 0.0
+        for j in range(d):
+            z += X[i, j] * w[j]
+        value, deriv, _ = pointwise(code, y[i], z + b)
+        loss += s[i] * value
+        r = s[i] * deriv
+        gb += r
+        for j in range(d):
+            g[j] += r * X[i, j]
+    return loss, gb
+
+
+@njit(cache=True, fastmath=_FAST)
+def _csr_batch(data, indices, indptr, y, s, w, b, code, rows, g):
+    loss = 0.0
+    gb = 0.0
+    for i in rows:
+        k0, k1 = indptr[i], indptr[i + 1]
+        z = 0.0
+        for k in range(k0, k1):
+            z += data[k] * w[indices[k]]
+        value, deriv, _ = pointwise(code, y[i], z + b)
+        loss += s[i] * value
+        r = s[i] * deriv
+        gb += r
+        for k in range(k0, k1):
+            g[indices[k]] += r * data[k]
+    return loss, gb
+
+
+# --------------------------------------------------------------------------------------
+# Generic row-range functions: the layout is chosen at compile time from Xt's type
+# --------------------------------------------------------------------------------------
+def _is_csr(Xt):
+    return len(Xt) == 3
+
+
+def _is_fortran(Xt):
+    return len(Xt) == 1 and Xt.types[0].layout == "F"
+
+
+def n_rows(Xt):
+    """Number of rows of ``Xt`` (jitted use only)."""
+    raise NotImplementedError
+
+
+def rows_loss_grad(Xt, y, s, w, b, code, lo, hi, g, dvec, want_d):
+    raise NotImplementedError
+
+
+def rows_hess(Xt, dvec, v, vb, lo, hi, g):
+    raise NotImplementedError
+
+
+def rows_matvec(Xt, w, lo, hi, out):
+    raise NotImplementedError
+
+
+def rows_rmatvec(Xt, r, lo, hi, g):
+    raise NotImplementedError
+
+
+def rows_norms(Xt, lo, hi, out):
+    raise NotImplementedError
+
+
+def batch_rows(Xt, y, s, w, b, code, rows, g):
+    raise NotImplementedError
+
+
+_OV = {"cache": True}
+
+
+@overload(n_rows, jit_options=_OV)
+def _ov_n_rows(Xt):
+    if _is_csr(Xt):
+        return lambda Xt: Xt[2].shape[0] - 1
+    return lambda Xt: Xt[0].shape[0]
+
+
+@overload(rows_loss_grad, jit_options=_OV)
+def _ov_rows_loss_grad(Xt, y, s, w, b, code, lo, hi, g, dvec, want_d):
+    if _is_csr(Xt):
+        return lambda Xt, y, s, w, b, code, lo, hi, g, dvec, want_d: _csr_loss_grad(
+            Xt[0], Xt[1], Xt[2], y, s, w, b, code, lo, hi, g, dvec, want_d)
+    if _is_fortran(Xt):
+        def impl(Xt, y, s, w, b, code, lo, hi, g, dvec, want_d):
+            X = Xt[0]
+            block = max(16, min(4096, 16384 // max(1, X.shape[1])))
+            return _dense_cm_loss_grad(X, y, s, w, b, code, lo, hi, g, dvec, want_d, block)
+        return impl
+    return lambda Xt, y, s, w, b, code, lo, hi, g, dvec, want_d: _dense_rm_loss_grad(
+        Xt[0], y, s, w, b, code, lo, hi, g, dvec, want_d)
+
+
+@overload(rows_hess, jit_options=_OV)
+def _ov_rows_hess(Xt, dvec, v, vb, lo, hi, g):
+    if _is_csr(Xt):
+        return lambda Xt, dvec, v, vb, lo, hi, g: _csr_hess(Xt[0], Xt[1], Xt[2], dvec, v, vb, lo, hi, g)
+    if _is_fortran(Xt):
+        def impl(Xt, dvec, v, vb, lo, hi, g):
+            X = Xt[0]
+            block = max(16, min(4096, 16384 // max(1, X.shape[1])))
+            return _dense_cm_hess(X, dvec, v, vb, lo, hi, g, block)
+        return impl
+    return lambda Xt, dvec, v, vb, lo, hi, g: _dense_rm_hess(Xt[0], dvec, v, vb, lo, hi, g)
+
+
+@overload(rows_matvec, jit_options=_OV)
+def _ov_rows_matvec(Xt, w, lo, hi, out):
+    if _is_csr(Xt):
+        return lambda Xt, w, lo, hi, out: _csr_matvec(Xt[0], Xt[1], Xt[2], w, lo, hi, out)
+    if _is_fortran(Xt):
+        return lambda Xt, w, lo, hi, out: _dense_cm_matvec(Xt[0], w, lo, hi, out)
+    return lambda Xt, w, lo, hi, out: _dense_rm_matvec(Xt[0], w, lo, hi, out)
+
+
+@overload(rows_rmatvec, jit_options=_OV)
+def _ov_rows_rmatvec(Xt, r, lo, hi, g):
+    if _is_csr(Xt):
+        return lambda Xt, r, lo, hi, g: _csr_rmatvec(Xt[0], Xt[1], Xt[2], r, lo, hi, g)
+    if _is_fortran(Xt):
+        return lambda Xt, r, lo, hi, g: _dense_cm_rmatvec(Xt[0], r, lo, hi, g)
+    return lambda Xt, r, lo, hi, g: _dense_rm_rmatvec(Xt[0], r, lo, hi, g)
+
+
+@overload(rows_norms, jit_options=_OV)
+def _ov_rows_norms(Xt, lo, hi, out):
+    if _is_csr(Xt):
+        return lambda Xt, lo, hi, out: _csr_row_norms(Xt[0], Xt[2], lo, hi, out)
+    if _is_fortran(Xt):
+        return lambda Xt, lo, hi, out: _dense_cm_row_norms(Xt[0], lo, hi, out)
+    return lambda Xt, lo, hi, out: _dense_rm_row_norms(Xt[0], lo, hi, out)
+
+
+@overload(batch_rows, jit_options=_OV)
+def _ov_batch_rows(Xt, y, s, w, b, code, rows, g):
+    if _is_csr(Xt):
+        return lambda Xt, y, s, w, b, code, rows, g: _csr_batch(
+            Xt[0], Xt[1], Xt[2], y, s, w, b, code, rows, g)
+    return lambda Xt, y, s, w, b, code, rows, g: _dense_batch(Xt[0], y, s, w, b, code, rows, g)
+
+
+# --------------------------------------------------------------------------------------
+# Parallel drivers: T contiguous row chunks, one private buffer row per chunk
+# --------------------------------------------------------------------------------------
+@njit(cache=True)
+def _reduce_rows(G, out):
+    """``out = sum_c G[c]`` in a fixed order (deterministic)."""
+    for c in range(G.shape[0]):
+        for j in range(G.shape[1]):
+            out[j] += G[c, j]
+
+
+OP_LOSS_GRAD = 0
+OP_HESS = 1
+OP_MATVEC = 2
+OP_RMATVEC = 3
+OP_ROW_NORMS = 4
+
+
+@njit(cache=True, parallel=_PRANGE_ONLY)
+def one_pass(op, Xt, y, s, w, b, code, rowvec, out, T):
+    """Every parallel pass over X, selected by ``op`` (one gufunc to compile per input
+    type instead of five). Returns ``(g, a, c)``:
+
+    * ``OP_LOSS_GRAD``: ``g = X^T (s loss')``, ``a = sum s loss``, ``c = sum s loss'`` at
+      ``(w, b)``; if ``out`` has n entries, ``out[i] = s_i loss''_i`` (Hessian weights);
+    * ``OP_HESS``: ``g = X^T (rowvec * (X w + b))``, ``c = sum rowvec * (X w + b)``;
+    * ``OP_MATVEC``: ``out = X w``; ``OP_RMATVEC``: ``g = X^T rowvec`` (``w`` gives d);
+    * ``OP_ROW_NORMS``: ``out[i] = ||x_i||^2``.
+    """
+    n = n_rows(Xt)
+    d = w.shape[0]
+    want_d = out.shape[0] > 0
+    G = np.zeros((T, d))
+    parts = np.zeros((T, 2))
+    for c in prange(T):
+        lo = c * n // T
+        hi = (c + 1) * n // T
+        if op == OP_LOSS_GRAD:
+            lc, gbc = rows_loss_grad(Xt, y, s, w, b, code, lo, hi, G[c], out, want_d)
+            parts[c, 0] = lc
+            parts[c, 1] = gbc
+        elif op == OP_HESS:
+            parts[c, 1] = rows_hess(Xt, rowvec, w, b, lo, hi, G[c])
+        elif op == OP_MATVEC:
+            rows_matvec(Xt, w, lo, hi, out)
+        elif op == OP_RMATVEC:
+            rows_rmatvec(Xt, rowvec, lo, hi, G[c])
+        else:
+            rows_norms(Xt, lo, hi, out)
+    g = np.zeros(d)
+    _reduce_rows(G, g)
+    a = 0.0
+    cc = 0.0
+    for c in range(T):
+        a += parts[c, 0]
+        cc += parts[c, 1]
+    return g, a, cc
+
+
+@njit(cache=True)
+def loss_grad(Xt, y, s, w, b, code, T, dvec):
+    """Fused one pass: ``(sum s loss, X^T (s loss'), sum s loss')`` at ``(w, b)``; if
+    ``dvec`` has n entries it receives ``s_i loss''_i`` (the Hessian's weights)."""
+    g, loss, gb = one_pass(OP_LOSS_GRAD, Xt, y, s, w, b, code, y, dvec, T)
+    return loss, g, gb
+
+
+@njit(cache=True)
+def batch_loss_grad(Xt, y, s, w, b, code, rows):
+    """``loss_grad`` restricted to ``rows`` (serial, no copy of the rows)."""
+    g = np.zeros(w.shape[0])
+    loss, gb = batch_rows(Xt, y, s, w, b, code, rows, g)
+    return loss, g, gb
+
+
+# --------------------------------------------------------------------------------------
+# Whole solver loops (the iteration loop runs inside Numba; each pass is the parallel
+# fused kernel above). The update's scalars come from tikhon.objective via the solver.
+# --------------------------------------------------------------------------------------
+STATUS_CONVERGED = 0
+STATUS_MAX_ITER = 1
+STATUS_UPHILL = 2
+STATUS_NONFINITE = 3
+STATUS_PAUSE = 4
+
+
+@njit(cache=True)
+def _value_and_certificate(loss, w, gw, gb, lam, inv_m, fit_intercept):
+    """Mirror of ``Objective.value`` and ``Objective.certificate(Objective.gradient(...))``:
+    ``P = loss + lam/2 ||w||^2`` and ``max(|gw + lam w|_inf, |gb|) / m``."""
+    sq = 0.0
+    top = abs(gb) if fit_intercept else 0.0
+    for j in range(w.shape[0]):
+        sq += w[j] * w[j]
+        a = abs(gw[j] + lam * w[j])
+        if a > top:
+            top = a
+    return loss + 0.5 * lam * sq, top * inv_m
+
+
+@njit(cache=True)
+def gd_loop(Xt, y, s, code, w, b, fit_intercept, decay, scale, lam, inv_m, tol,
+            max_steps, safeguard, T, values):
+    """The seeds' full-batch gradient descent, as ``tikhon.solvers.gd`` runs it.
+
+    Per iteration: one fused pass for ``(loss, gw, gb)``; record ``P``; stop when the
+    certificate ``<= tol`` or after ``max_steps`` steps; else
+    ``w <- w * decay - scale * gw``, ``b <- b - scale * gb``. With ``safeguard``, an
+    iterate whose ``P`` exceeds the previous one is undone and the loop returns
+    ``STATUS_UPHILL`` (the caller halves the step, recomputes ``decay``, and calls
+    again). ``w`` is updated in place; returns ``(status, steps, n_values, b, cert)``
+    with the objective values in ``values[:n_values]``.
+    """
+    dummy = np.empty(0)
+    prev_w = np.empty_like(w)
+    prev_b = b
+    prev_value = np.inf
+    have_prev = False
+    steps = 0
+    n_values = 0
+    cert = np.inf
+    while True:
+        loss, gw, gb = loss_grad(Xt, y, s, w, b, code, T, dummy)
+        value, c = _value_and_certificate(loss, w, gw, gb, lam, inv_m, fit_intercept)
+        if not np.isfinite(value):
+            return STATUS_NONFINITE, steps, n_values, b, value
+        if safeguard and have_prev and value > prev_value:
+            w[:] = prev_w
+            return STATUS_UPHILL, steps, n_values, prev_b, cert
+        values[n_values] = value
+        n_values += 1
+        cert = c
+        if cert <= tol:
+            return STATUS_CONVERGED, steps, n_values, b, cert
+        if steps >= max_steps:
+            return STATUS_MAX_ITER, steps, n_values, b, cert
+        if safeguard:
+            prev_w[:] = w
+            prev_b = b
+            prev_value = value
+            have_prev = True
+        for j in range(w.shape[0]):
+            w[j] = w[j] * decay - scale * gw[j]
+        if fit_intercept:
+            b = b - scale * gb
+        steps += 1
+
+
+@njit(cache=True)
+def sgd_loop(Xt, y, s, code, w, b, fit_intercept, rng, steps, decays, t0, batch_size,
+             m, lam, inv_m, tol, epoch0, epoch_stop, max_epochs, T, values):
+    """Mini-batch SGD with weight decay, as ``tikhon.solvers.sgd`` runs it.
+
+    Each epoch: one fused full pass (objective and certificate; stop when
+    ``cert <= tol`` or after ``max_epochs`` epochs), then a permutation drawn from the
+    NumPy ``Generator`` ``rng`` (same stream as ``rng.permutation(n)`` in Python), and
+    for each batch of sorted rows ``w <- w * decays[t] - scale * g_B``,
+    ``b <- b - scale * gb_B``, ``scale = steps[t] * n / (m |B|)``; ``steps``/``decays``
+    are indexed by the global batch counter ``t`` minus ``t0``. Starts at epoch
+    ``epoch0``; returns ``STATUS_PAUSE`` before the full pass of epoch ``epoch_stop``
+    (the caller refills ``steps``/``decays`` and calls again). ``w`` is updated in
+    place; returns ``(status, epoch, b, cert, t)``; objective values go to
+    ``values[epoch - epoch0]``.
+    """
+    n = n_rows(Xt)
+    dummy = np.empty(0)
+    d = w.shape[0]
+    g = np.zeros(d)
+    epoch = epoch0
+    t = t0
+    cert = np.inf
+    while True:
+        if epoch == epoch_stop and epoch < max_epochs:
+            return STATUS_PAUSE, epoch, b, cert, t
+        loss, gw, gb = loss_grad(Xt, y, s, w, b, code, T, dummy)
+        value, cert = _value_and_certificate(loss, w, gw, gb, lam, inv_m, fit_intercept)
+        if not np.isfinite(value):
+            return STATUS_NONFINITE, epoch, b, value, t
+        values[epoch - epoch0] = value
+        if cert <= tol:
+            return STATUS_CONVERGED, epoch, b, cert, t
+        if epoch >= max_epochs:
+            return STATUS_MAX_ITER, epoch, b, cert, t
+        order = rng.permutation(n)
+        for start in range(0, n, batch_size):
+            rows = np.sort(order[start:start + batch_size])
+            g[:] = 0.0
+            _, bgb = batch_rows(Xt, y, s, w, b, code, rows, g)
+            scale = steps[t - t0] * n / (m * rows.shape[0])
+            decay = decays[t - t0]
+            for j in range(d):
+                w[j] = w[j] * decay - scale * g[j]
+            if fit_intercept:
+                b = b - scale * bgb
+            t += 1
+        epoch += 1

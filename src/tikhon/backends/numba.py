@@ -1,0 +1,219 @@
+"""The Numba backend: fused one-pass kernels, dense and CSR, float32/float64, threaded.
+
+* Inputs used in place: dense C- or F-order arrays (memory-mapped or not) and CSR
+  matrices with int32 or int64 indices, in float32 or float64. X is never copied or
+  cast; a dense array that is neither C- nor F-contiguous (a strided view) is copied
+  once to C order when the backend is built.
+* One pass over X per call: ``loss_grad`` computes margin, loss and gradient
+  accumulation row by row in the same loop; ``loss_grad_hessian`` also stores the
+  curvature weights, and each Hessian-vector product is one pass
+  (``t = x_i . v + vb``; accumulate ``d_i t x_i``) without forming ``diag(d) X``.
+* Precision: X is read in its dtype; coefficients and all sums are float64 (so
+  float32 data gets float64 accumulation of the margins and the gradient).
+* Threads: row chunks run in parallel (``prange``), one private gradient buffer per
+  chunk, reduced in a fixed order; results are deterministic for a fixed thread count.
+  The count is ``tikhon.config_context(n_threads=...)`` if set (applied with
+  ``numba.set_num_threads`` and restored after each call), else Numba's current
+  ``numba.get_num_threads()`` (``NUMBA_NUM_THREADS``, default: all cores).
+* Whole loops: ``gd_loop`` and ``sgd_loop`` run the seeds' gradient descent and
+  mini-batch SGD with weight decay entirely inside Numba (see
+  :mod:`tikhon.solvers.gd`, :mod:`tikhon.solvers.sgd`).
+
+Compilation and cache: kernels compile lazily, on the first call for each input
+layout/dtype (a few seconds each), and are cached on disk, so another process
+loads them instead of compiling. Numba writes the cache to ``__pycache__`` beside
+``_numba_kernels.py`` when that directory is writable; otherwise (e.g. a read-only
+site-packages) it falls back to a per-user directory (``~/.cache/numba``, by Numba's
+rules), and ``NUMBA_CACHE_DIR=/some/writable/dir`` chooses the place explicitly.
+Numba itself is imported only when this backend is used (``import tikhon`` stays light).
+"""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+
+import numpy as np
+
+from .._config import resolve_threads
+from ._base import Backend, input_format
+
+__all__ = ["NumbaBackend"]
+
+
+# Passes over fewer stored entries than this run on one thread: below it the fork/join
+# of a parallel region costs more than it saves (and on a busy machine much more).
+MIN_PARALLEL_WORK = 1 << 16
+
+
+def _f64(v):
+    return np.ascontiguousarray(v, dtype=np.float64)
+
+
+class NumbaBackend(Backend):
+    """Fused Numba kernels (see the module docstring)."""
+
+    name = "numba"
+    formats = frozenset({"dense", "csr"})
+    loops = frozenset({"gd", "sgd"})
+
+    @classmethod
+    def availability(cls):
+        try:
+            import numba  # noqa: F401
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            return f"numba cannot be imported ({exc}); install it with `pip install numba`"
+        return None
+
+    def __init__(self, X, y, sample_weight, loss):
+        super().__init__(X, y, sample_weight, loss)
+        from . import _numba_kernels as kernels
+
+        self._k = kernels
+        if input_format(X) == "csr":
+            self._Xt = (X.data, X.indices, X.indptr)
+        else:
+            A = np.asarray(X)  # a memmap becomes a plain view: no copy
+            if not (A.flags.c_contiguous or A.flags.f_contiguous):
+                A = np.ascontiguousarray(A)  # strided view: copied once (documented)
+            self._Xt = (A,)
+        self._code = kernels.LOSS_CODES[loss.name]
+        self._y = _f64(y)
+        self._s = _f64(sample_weight)
+        self._empty = np.empty(0)
+        self._zeros_d = np.zeros(self.n_features)
+        # work per pass, to run small problems on one thread (no fork/join cost)
+        self._work = X.nnz if input_format(X) == "csr" else X.shape[0] * X.shape[1]
+
+    @contextmanager
+    def _threads(self):
+        """The thread count for one call: ``config_context(n_threads=...)`` if set (applied
+        with ``numba.set_num_threads`` and restored after), else Numba's current count;
+        1 when a pass is too small to gain from threads."""
+        import numba
+
+        wanted = resolve_threads()
+        if self._work < MIN_PARALLEL_WORK:
+            wanted = 1
+        current = numba.get_num_threads()
+        if wanted is None or wanted == current:
+            yield current
+            return
+        wanted = max(1, min(int(wanted), numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(wanted)
+        try:
+            yield wanted
+        finally:
+            numba.set_num_threads(current)
+
+    # ---- products ----
+    def _pass(self, op, w, b=0.0, rowvec=None, out=None):
+        k = self._k
+        rowvec = self._empty if rowvec is None else rowvec
+        out = self._empty if out is None else out
+        with self._threads() as T:
+            return k.one_pass(op, self._Xt, self._y, self._s, w, float(b), self._code,
+                              rowvec, out, T)
+
+    def matvec(self, w):
+        out = np.empty(self.n_samples)
+        self._pass(self._k.OP_MATVEC, _f64(w), out=out)
+        return out
+
+    def rmatvec(self, r):
+        g, _, _ = self._pass(self._k.OP_RMATVEC, self._zeros_d, rowvec=_f64(r))
+        return g
+
+    # ---- fused data-term kernels ----
+    def loss_grad(self, w, b):
+        g, loss, gb = self._pass(self._k.OP_LOSS_GRAD, _f64(w), b)
+        return float(loss), g, float(gb)
+
+    def loss_grad_hessian(self, w, b):
+        dvec = np.empty(self.n_samples)
+        g, loss, gb = self._pass(self._k.OP_LOSS_GRAD, _f64(w), b, out=dvec)
+        hess = self._k.OP_HESS
+
+        def product(v, vb=0.0):
+            hv, _, hb = self._pass(hess, _f64(v), vb, rowvec=dvec)
+            return hv, float(hb)
+
+        return float(loss), g, float(gb), product
+
+    def batch_loss_grad(self, w, b, rows):
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        loss, g, gb = self._k.batch_loss_grad(self._Xt, self._y, self._s, _f64(w), float(b),
+                                              self._code, rows)
+        return float(loss), g, float(gb)
+
+    def row_norms_sq(self, chunk=None):
+        out = np.empty(self.n_samples)
+        self._pass(self._k.OP_ROW_NORMS, self._zeros_d, out=out)
+        return out
+
+    def curvature_norm(self, n_iter=30, seed=0):
+        """Power iteration as in the base class, each product one fused pass
+        (``X^T S (X v + vb)`` is the Hessian product with weights ``s``)."""
+        rng = np.random.default_rng(seed)
+        v = rng.standard_normal(self.n_features)
+        vb = 1.0
+        estimate = 0.0
+        for _ in range(n_iter):
+            norm = np.sqrt(np.dot(v, v) + vb * vb)
+            if norm == 0:
+                return 0.0
+            v, vb = v / norm, vb / norm
+            v, _, vb = self._pass(self._k.OP_HESS, v, vb, rowvec=self._s)
+            estimate = np.sqrt(np.dot(v, v) + vb * vb)
+        return float(estimate)
+
+    # ---- whole loops (called by tikhon.solvers.gd / sgd) ----
+    def gd_loop(self, w, b, *, decay, scale, lam, weight_sum, fit_intercept, tol, max_steps,
+                safeguard):
+        """Run gradient descent steps inside Numba from ``(w, b)``; see
+        :func:`tikhon.backends._numba_kernels.gd_loop`. Returns
+        ``(status, w, b, steps, values, cert)`` with status one of "converged",
+        "max_iter", "uphill" (the last step was undone), "nonfinite", and ``values``
+        the objective at each recorded iterate as ``(seconds, value)`` pairs (times are
+        spread evenly over the call: the loop does not read the clock)."""
+        k = self._k
+        w = _f64(w).copy()
+        values = np.empty(int(max_steps) + 2)
+        start = time.perf_counter()
+        with self._threads() as T:
+            status, steps, n_values, b, cert = k.gd_loop(
+                self._Xt, self._y, self._s, self._code, w, float(b), bool(fit_intercept),
+                float(decay), float(scale), float(lam), 1.0 / float(weight_sum), float(tol),
+                int(max_steps), bool(safeguard), T, values)
+        records = _spread(start, time.perf_counter(), values[:n_values])
+        return _STATUS[status], w, float(b), int(steps), records, float(cert)
+
+    def sgd_loop(self, w, b, *, rng, steps, decays, t0, batch_size, lam, weight_sum,
+                 fit_intercept, tol, epoch0, epoch_stop, max_epochs):
+        """Run SGD epochs inside Numba; see :func:`tikhon.backends._numba_kernels.sgd_loop`.
+        Returns ``(status, w, b, epoch, t, records, cert)`` with status one of
+        "converged", "max_iter", "pause", "nonfinite"."""
+        k = self._k
+        w = _f64(w).copy()
+        values = np.empty(int(epoch_stop) - int(epoch0) + 1)
+        start = time.perf_counter()
+        with self._threads() as T:
+            status, epoch, b, cert, t = k.sgd_loop(
+                self._Xt, self._y, self._s, self._code, w, float(b), bool(fit_intercept), rng,
+                _f64(steps), _f64(decays), int(t0), int(batch_size), float(weight_sum),
+                float(lam), 1.0 / float(weight_sum), float(tol), int(epoch0), int(epoch_stop),
+                int(max_epochs), T, values)
+        done = int(epoch) - int(epoch0) + (0 if _STATUS[status] == "pause" else 1)
+        records = _spread(start, time.perf_counter(), values[:max(done, 0)])
+        return _STATUS[status], w, float(b), int(epoch), int(t), records, float(cert)
+
+
+_STATUS = {0: "converged", 1: "max_iter", 2: "uphill", 3: "nonfinite", 4: "pause"}
+
+
+def _spread(start, stop, values):
+    """``(seconds, value)`` pairs with the times spread evenly over ``[start, stop]``."""
+    n = len(values)
+    if n == 0:
+        return []
+    times = np.linspace(start, stop, n + 1)[1:]
+    return [(float(t), float(v)) for t, v in zip(times, values)]
