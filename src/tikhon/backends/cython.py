@@ -1,0 +1,83 @@
+"""Thin wrapper over the compiled extension ``tikhon._cd``: dual coordinate descent on CSR.
+
+Reads CSR ``X`` in place (float32 or float64 data, int32 or int64 indices, sorted or
+not): the structure is validated once (indices in range, ``indptr`` monotone) and rows
+that repeat a column index are handled (their values are summed, as scipy does).
+The products ``X w`` and ``X^T r`` used for the certificate accumulate in float64
+whatever X's dtype. The whole ``dual_cd`` loop runs in the extension with the GIL
+released; the driver is :mod:`tikhon.solvers.dual_cd`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .numpy import NumpyBackend
+
+_FIX = ("the compiled extension tikhon._cd is missing; reinstall tikhon with "
+        "`pip install .` (or `pip install -e .`), which needs a C compiler, Cython>=3 and numpy")
+
+
+def _extension():
+    from tikhon import _cd
+
+    return _cd
+
+
+class CythonBackend(NumpyBackend):
+    """CSR kernels of ``tikhon._cd``; runs the ``dual_cd`` solver loop."""
+
+    name = "cython"
+    formats = frozenset({"csr"})
+    loops = frozenset({"dual_cd"})
+
+    @classmethod
+    def availability(cls):
+        try:
+            _extension()
+        except ImportError as exc:
+            return f"{_FIX} ({exc})"
+        return None
+
+    def __init__(self, X, y, sample_weight, loss):
+        super().__init__(X, y, sample_weight, loss)
+        self._cd = _extension()
+        self._parts = (X.data, X.indices, X.indptr)
+        for name, arr in zip(("data", "indices", "indptr"), self._parts):
+            if not arr.flags.c_contiguous:
+                raise ValueError(f"CSR {name} must be contiguous")
+        if X.indices.dtype != X.indptr.dtype:
+            raise ValueError(f"CSR indices ({X.indices.dtype}) and indptr ({X.indptr.dtype}) "
+                             "must have the same integer type")
+        self.duplicate_rows = int(self._cd.check_csr(*self._parts, self.n_features))
+
+    # ---- products in float64 (the certificate needs them exact for float32 data) ----
+    def matvec(self, w):
+        out = np.empty(self.n_samples)
+        self._cd.csr_matvec(*self._parts, np.ascontiguousarray(w, dtype=np.float64), out)
+        return out
+
+    def rmatvec(self, r):
+        out = np.empty(self.n_features)
+        self._cd.csr_rmatvec(*self._parts, np.ascontiguousarray(r, dtype=np.float64), out)
+        return out
+
+    def row_norms_sq(self, chunk=8192):
+        out = np.empty(self.n_samples)
+        if self.duplicate_rows:
+            self._cd.csr_row_norms_sq_merged(*self._parts, self.n_features, out)
+        else:
+            self._cd.csr_row_norms_sq(self._parts[0], self._parts[2], out)
+        return out
+
+    # ---- the dual CD loop ----
+    def dual_state(self, dual, w, C, seed=0):
+        """A ``DualState`` over the estimator's ``y`` and ``s`` with the caller's
+        dual variables ``dual`` (n,) and ``w`` (d,), both float64, updated in place."""
+        sqnorm = self.row_norms_sq() if self.duplicate_rows else None
+        return self._cd.DualState(self.y, self.s, dual, w, float(C), int(seed), sqnorm)
+
+    def dual_epochs(self, state, n_epochs):
+        """Run ``n_epochs`` passes of dual CD for this backend's loss; returns the largest
+        dual gradient magnitude of the last pass."""
+        run = self._cd.logistic_epochs if self.loss.name == "logistic" else self._cd.ridge_epochs
+        return run(*self._parts, state, int(n_epochs))
