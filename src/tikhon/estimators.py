@@ -57,9 +57,10 @@ class _L2LinearModel(BaseEstimator):
         _positive("tol", self.tol)
         _positive("max_iter", self.max_iter, integer=True)
         objective = Objective(self._loss, self._lam(), bool(self.fit_intercept))
-        solver = solvers.choose_solver(self.solver, self._loss)
+        backend_name = resolve_backend(self.backend)
+        solver = solvers.choose_solver(self.solver, self._loss, X, backend_name)
         loop = solver if solver in solvers.BACKEND_LOOPS else None
-        backend_cls = get_backend(resolve_backend(self.backend), X, loop=loop)
+        backend_cls = get_backend(backend_name, X, loop=loop)
         backend = backend_cls(X, y_signed, sample_weight, objective.pointwise)
 
         theta0 = np.zeros(objective.n_params(X.shape[1]))
@@ -118,6 +119,7 @@ _SOLVER_OPTIONS = {
     "sgd": ("learning_rate", "batch_size", "random_state"),
     "lbfgs": (),
     "newton": (),
+    "dual_cd": ("random_state",),
 }
 
 

@@ -22,11 +22,12 @@ __all__ = [
 _REGISTRY = {
     "numpy": ("tikhon.backends.numpy", "NumpyBackend"),
     "numba": ("tikhon.backends.numba", "NumbaBackend"),
+    "cython": ("tikhon.backends.cython", "CythonBackend"),
 }
 
 # "auto" takes the first backend in this order that is available, reads the input and
 # runs the requested loop. Faster first; numpy, the reference, reads everything.
-_AUTO_ORDER = ("numba", "numpy")
+_AUTO_ORDER = ("cython", "numba", "numpy")
 
 
 class BackendUnavailableError(ImportError):

@@ -17,14 +17,22 @@ SOLVERS = {
     "sgd": "tikhon.solvers.sgd",
     "lbfgs": "tikhon.solvers.lbfgs",
     "newton": "tikhon.solvers.newton",
+    "dual_cd": "tikhon.solvers.dual_cd",
 }
-BACKEND_LOOPS = frozenset()
+BACKEND_LOOPS = frozenset({"dual_cd"})
 
 
-def choose_solver(name, loss):
-    """Resolve ``"auto"``: Newton-CG (measured on a9a: 4x to 10x fewer seconds than L-BFGS
-    to the same tolerance)."""
+def choose_solver(name, loss, X=None, backend="auto"):
+    """Resolve ``"auto"``: dual coordinate descent (``dual_cd``) for CSR input when the
+    compiled ``cython`` backend is available and the backend in force is ``"auto"`` or
+    ``"cython"``; otherwise Newton-CG (measured on a9a: 4x to 10x fewer seconds than
+    L-BFGS to the same tolerance)."""
     if name == "auto":
+        if X is not None and backend in ("auto", "cython"):
+            from ..backends import _load, input_format
+
+            if input_format(X) == "csr" and _load("cython").availability() is None:
+                return "dual_cd"
         return "newton"
     if name not in SOLVERS:
         raise ValueError(f"unknown solver {name!r}; valid solvers are auto, {', '.join(SOLVERS)}")
