@@ -1,0 +1,105 @@
+"""Measurements shared by the runner: peak extra memory, suboptimality, time to a level,
+and a common objective evaluator (so every solution -- tikhon's, scikit-learn's,
+LIBLINEAR's -- is scored by the same code on the same X)."""
+from __future__ import annotations
+
+import threading
+import time
+import tracemalloc
+
+import numpy as np
+
+__all__ = ["MEMORY_METHODS", "Evaluator", "PeakMemory", "level_key", "suboptimality", "time_to_levels"]
+
+MEMORY_METHODS = {
+    "tracemalloc": "tracemalloc peak minus the start (NumPy and Python allocations; memory allocated "
+                   "inside compiled kernels -- numba NRT, C extensions, BLAS -- is not seen)",
+    "rss": "process RSS sampled every 2 ms by psutil, peak minus the start (sees every allocation but "
+           "misses memory reused from earlier frees and spikes shorter than the sampling period)",
+    "off": "not measured",
+}
+
+
+class PeakMemory:
+    """Context manager: ``peak`` = extra bytes at the peak of the block (``None`` if off)."""
+
+    def __init__(self, method="tracemalloc"):
+        if method not in MEMORY_METHODS:
+            raise ValueError(f"unknown memory method {method!r}; valid: {', '.join(MEMORY_METHODS)}")
+        self.method = method
+        self.peak = None
+
+    def __enter__(self):
+        if self.method == "tracemalloc":
+            self._was_tracing = tracemalloc.is_tracing()
+            if not self._was_tracing:
+                tracemalloc.start()
+            tracemalloc.reset_peak()
+            self._base = tracemalloc.get_traced_memory()[0]
+        elif self.method == "rss":
+            import psutil
+
+            self._proc = psutil.Process()
+            self._base = self._proc.memory_info().rss
+            self._max = self._base
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.wait(0.002):
+            self._max = max(self._max, self._proc.memory_info().rss)
+
+    def __exit__(self, *exc):
+        if self.method == "tracemalloc":
+            self.peak = max(0, tracemalloc.get_traced_memory()[1] - self._base)
+            if not self._was_tracing:
+                tracemalloc.stop()
+        elif self.method == "rss":
+            self._stop.set()
+            self._thread.join()
+            self._max = max(self._max, self._proc.memory_info().rss)
+            self.peak = max(0, self._max - self._base)
+        return False
+
+
+def level_key(level) -> str:
+    """JSON key of a suboptimality level: ``1e-06``."""
+    return f"{level:.0e}"
+
+
+def suboptimality(value, reference):
+    """Relative suboptimality ``(P - P*) / |P*|``, at least 0."""
+    return max(0.0, (value - reference) / max(abs(reference), np.finfo(float).tiny))
+
+
+def time_to_levels(trace, reference, levels):
+    """Seconds of the first ``(seconds, objective)`` point whose relative suboptimality is
+    at most each level (``None`` when never reached). ``trace`` sorted by time."""
+    out = {}
+    for level in levels:
+        hit = next((t for t, v in trace if suboptimality(v, reference) <= level), None)
+        out[level_key(level)] = None if hit is None else float(hit)
+    return out
+
+
+class Evaluator:
+    """``P(w, b)`` on the benchmark's data with tikhon's reference (NumPy) kernels."""
+
+    def __init__(self, X, y_signed, loss, lam, fit_intercept):
+        from ..backends.numpy import NumpyBackend
+        from ..objective import Objective
+
+        self.objective = Objective(loss, lam, fit_intercept)
+        self.backend = NumpyBackend(X, y_signed, np.ones(X.shape[0]), self.objective.pointwise)
+
+    def __call__(self, coef, intercept):
+        w = np.asarray(coef, dtype=np.float64).ravel()
+        b = float(np.ravel(intercept)[0]) if self.objective.fit_intercept else 0.0
+        data_loss, _, _ = self.backend.loss_grad(w, b)
+        return self.objective.value(data_loss, w)
+
+
+def clock():
+    return time.perf_counter()

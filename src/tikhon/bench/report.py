@@ -1,0 +1,179 @@
+"""Terminal output of ``tikhon bench``: the progress line, the tables, the JSON file."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+__all__ = ["Progress", "format_tables", "write_json"]
+
+
+class Progress:
+    """Which cell is running and the elapsed time, on stderr (one updating line on a terminal,
+    one line per step otherwise)."""
+
+    def __init__(self, stream=None, enabled=True):
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = enabled
+        self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.t0 = time.perf_counter()
+        self.total, self.count, self.title = 0, 0, ""
+        self._open = False
+
+    def _elapsed(self):
+        return time.perf_counter() - self.t0
+
+    def _write(self, text, final):
+        if not self.enabled:
+            return
+        if self.tty:
+            self.stream.write("\r\033[K" + text + ("\n" if final else ""))
+            self._open = not final
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def start(self, total, title):
+        self.total, self.count, self.title = total, 0, title
+
+    def step(self, label):
+        self.count += 1
+        self._write(f"[{self.count:>3}/{self.total}] {self.title}: {label}  (elapsed {self._elapsed():6.1f} s)", False)
+
+    def note(self, text):
+        if self._open:
+            self._write("", True)  # keep the progress line, start a fresh one
+        self._write(f"  {text}  (elapsed {self._elapsed():.1f} s)", True)
+
+    def finish(self):
+        if self.tty and self._open:
+            self._write(f"[{self.total:>3}/{self.total}] {self.title}: done  (elapsed {self._elapsed():6.1f} s)", True)
+
+
+def _seconds(value):
+    if value is None:
+        return "-"
+    if value < 1e-3:
+        return f"{value * 1e6:.0f}us"
+    if value < 1:
+        return f"{value * 1e3:.1f}ms"
+    return f"{value:.2f}s"
+
+
+def _speedup(record, levels):
+    if record.get("baseline") is None:
+        return "baseline" if record["kind"] == "tikhon" and record.get("requested_backend") == "numpy" else "-"
+    for key in reversed(levels):  # tightest level both reached
+        ratio = record["speedup_vs_numpy"].get(key)
+        if ratio:
+            return f"{ratio:.2f}x@{key}"
+    return "-"
+
+
+def _table(header, rows, align):
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(row):
+        return "  ".join(str(c).rjust(w) if a == ">" else str(c).ljust(w) for c, w, a in zip(row, widths, align))
+
+    return [line(header), line(["-" * w for w in widths]), *[line(r) for r in rows]]
+
+
+def format_tables(result) -> str:
+    """The report printed at the end of ``tikhon bench``."""
+    levels = result["levels"]
+    out = []
+    for ds in result["datasets"]:
+        mb = ds["bytes"] / 1e6
+        nnz = f", {ds['nnz']} nonzeros" if ds["format"] == "csr" else ""
+        out.append(f"== {ds['name']}: {ds['n_samples']} x {ds['n_features']} {ds['format'].upper()} "
+                   f"{ds['dtype']}{nnz}, X = {mb:.1f} MB ==")
+        for problem in ds["problems"]:
+            ref = problem.get("reference_objective")
+            out.append("")
+            out.append(f"{problem['loss']} {problem['param']}={problem['value']:g}: P* = "
+                       f"{ref:.10g} (lowest objective of the run: {problem.get('reference_from')})"
+                       if ref is not None else f"{problem['loss']} {problem['param']}={problem['value']:g}: no result")
+            header = ["backend/solver", *[f"t({k})" for k in levels], "vs numpy", "objective", "rel.subopt",
+                      "iters", "peak MB"]
+            rows = []
+            for r in problem["records"]:
+                label = r["label"] + (" *" if r["kind"] == "anchor" else "")
+                if r["error"] is not None:
+                    rows.append([label, *["-"] * len(levels), "-", "error: " + r["error"][:60], "", "", ""])
+                    continue
+                peak = r.get("peak_memory_bytes")
+                iters = r.get("iterations")
+                conv = "" if r["kind"] != "tikhon" or r.get("converged") else "+"
+                rows.append([label, *[_seconds(r["time_to"][k]) for k in levels], _speedup(r, levels),
+                             f"{r['final_objective']:.10g}", f"{r['relative_suboptimality']:.1e}",
+                             f"{iters}{conv}" if iters else "-",
+                             f"{peak / 1e6:.1f}" if peak is not None else "-"])
+            out.extend("  " + s for s in _table(header, rows, "<" + ">" * (len(header) - 1)))
+        k = ds["kernels"]
+        floor = k.get("floor")
+        for loss in [key for key in k if key != "floor"]:
+            out.append("")
+            out.append(f"kernels: one loss+gradient pass ({loss}); bandwidth = bytes of X ({mb:.1f} MB) / time")
+            header = ["backend", "time/pass", "GB/s", "of floor", "vs numpy"]
+            rows = [[f"floor: {floor['what']}", _seconds(floor["seconds"]), f"{floor['GBps']:.2f}", "1.00", ""]]
+            base = k[loss].get("numpy", {}).get("seconds_per_pass")
+            for name, fig in k[loss].items():
+                if "error" in fig:
+                    rows.append([name, "error: " + fig["error"][:60], "", "", ""])
+                    continue
+                ratio = "baseline" if name == "numpy" else (f"{base / fig['seconds_per_pass']:.2f}x" if base else "-")
+                rows.append([name, _seconds(fig["seconds_per_pass"]), f"{fig['GBps']:.2f}",
+                             f"{fig['GBps'] / floor['GBps']:.2f}", ratio])
+            out.extend("  " + s for s in _table(header, rows, "<>>>>"))
+        if ds["warmup_seconds"]:
+            out.append("")
+            out.append("warm-up before timing (JIT compilation, caches): " + ", ".join(
+                f"{key} {sec:.2f}s" for key, sec in ds["warmup_seconds"].items()))
+        for what, why in ds["skipped"].items():
+            out.append(f"skipped {what}: {why}")
+        out.append("")
+    notes = [
+        f"t(level): seconds of the whole fit call until the relative suboptimality (P - P*)/P* <= level; "
+        f"'-' = not reached (iteration cap or tolerance).",
+        "vs numpy: NumPy backend's time / this row's time at the tightest level both reached (same solver; "
+        "anchors and backend-only solvers against numpy's default solver).",
+        "* anchor: external solver swept over its own tolerances, each run timed as a whole, scored with "
+        "tikhon's objective.  iters '+' = stopped by the iteration cap.",
+        f"peak MB: extra memory at the peak of the fit, {result['memory_method']['name']}: "
+        f"{result['memory_method']['what']}.",
+    ]
+    for name, why in result["anchors"]["skipped"].items():
+        notes.append(f"anchor {name} skipped: {why}")
+    notes.append(f"total {result['total_seconds']:.1f} s")
+    return "\n".join(out + notes)
+
+
+def _clean(value):
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.ndarray):
+        return _clean(value.tolist())
+    if isinstance(value, type):
+        return value.__name__
+    return value
+
+
+def write_json(result, path):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(_clean(result), f, indent=1, allow_nan=False)
+    return path
