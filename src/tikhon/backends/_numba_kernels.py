@@ -70,23 +70,48 @@ def pointwise(code, y, z):
 # Row-range helpers, one implementation per layout (serial; called inside prange)
 # --------------------------------------------------------------------------------------
 # ---- dense, row by row (C order; also any other non-F layout) ----
-@njit(cache=True, fastmath=_FAST)
-def _dense_rm_loss_grad(X, y, s, w, b, code, lo, hi, g, dvec, want_d):
-    d = X.shape[1]
+# The loss kernels work on blocks of rows in three sweeps (margins, pointwise loss,
+# gradient accumulation) with the block still in cache: still one pass over X in
+# memory, but the long exp/log1p latency no longer sits between each row's loads and
+# its stores (fused row by row, the CPU's memory disambiguation serializes the rows:
+# measured 2x to 3x slower on CSR).
+@njit(cache=True)
+def _pointwise_block(code, y, s, zb, i0, m, b, dvec, want_d):
+    """``zb[k] <- s r'`` for rows ``i0 + k``; returns ``(sum s loss, sum s loss')``."""
     loss = 0.0
     gb = 0.0
-    for i in range(lo, hi):
-        z = 0.0
-        for j in range(d):
-            z += X[i, j] * w[j]
-        value, deriv, curv = pointwise(code, y[i], z + b)
+    for k in range(m):
+        i = i0 + k
+        value, deriv, curv = pointwise(code, y[i], zb[k] + b)
         loss += s[i] * value
         r = s[i] * deriv
         gb += r
         if want_d:
             dvec[i] = s[i] * curv
-        for j in range(d):
-            g[j] += r * X[i, j]
+        zb[k] = r
+    return loss, gb
+
+
+@njit(cache=True, fastmath=_FAST)
+def _dense_rm_loss_grad(X, y, s, w, b, code, lo, hi, g, dvec, want_d, block):
+    d = X.shape[1]
+    loss = 0.0
+    gb = 0.0
+    zb = np.empty(block)
+    for i0 in range(lo, hi, block):
+        m = min(block, hi - i0)
+        for k in range(m):
+            z = 0.0
+            for j in range(d):
+                z += X[i0 + k, j] * w[j]
+            zb[k] = z
+        lb, gbb = _pointwise_block(code, y, s, zb, i0, m, b, dvec, want_d)
+        loss += lb
+        gb += gbb
+        for k in range(m):
+            r = zb[k]
+            for j in range(d):
+                g[j] += r * X[i0 + k, j]
     return loss, gb
 
 
@@ -150,15 +175,9 @@ def _dense_cm_loss_grad(X, y, s, w, b, code, lo, hi, g, dvec, want_d, block):
             wj = w[j]
             for k in range(m):
                 zb[k] += X[i0 + k, j] * wj
-        for k in range(m):
-            i = i0 + k
-            value, deriv, curv = pointwise(code, y[i], zb[k] + b)
-            loss += s[i] * value
-            r = s[i] * deriv
-            gb += r
-            if want_d:
-                dvec[i] = s[i] * curv
-            zb[k] = r
+        lb, gbb = _pointwise_block(code, y, s, zb, i0, m, b, dvec, want_d)
+        loss += lb
+        gb += gbb
         for j in range(d):
             acc = 0.0
             for k in range(m):
@@ -226,22 +245,24 @@ def _dense_cm_row_norms(X, lo, hi, out):
 
 # ---- CSR ----
 @njit(cache=True, fastmath=_FAST)
-def _csr_loss_grad(data, indices, indptr, y, s, w, b, code, lo, hi, g, dvec, want_d):
+def _csr_loss_grad(data, indices, indptr, y, s, w, b, code, lo, hi, g, dvec, want_d, block):
     loss = 0.0
     gb = 0.0
-    for i in range(lo, hi):
-        k0, k1 = indptr[i], indptr[i + 1]
-        z = 0.0
-        for k in range(k0, k1):
-            z += data[k] * w[indices[k]]
-        value, deriv, curv = pointwise(code, y[i], z + b)
-        loss += s[i] * value
-        r = s[i] * deriv
-        gb += r
-        if want_d:
-            dvec[i] = s[i] * curv
-        for k in range(k0, k1):
-            g[indices[k]] += r * data[k]
+    zb = np.empty(block)
+    for i0 in range(lo, hi, block):
+        m = min(block, hi - i0)
+        for k in range(m):
+            z = 0.0
+            for p in range(indptr[i0 + k], indptr[i0 + k + 1]):
+                z += data[p] * w[indices[p]]
+            zb[k] = z
+        lb, gbb = _pointwise_block(code, y, s, zb, i0, m, b, dvec, want_d)
+        loss += lb
+        gb += gbb
+        for k in range(m):
+            r = zb[k]
+            for p in range(indptr[i0 + k], indptr[i0 + k + 1]):
+                g[indices[p]] += r * data[p]
     return loss, gb
 
 
@@ -378,15 +399,19 @@ def _ov_n_rows(Xt):
 def _ov_rows_loss_grad(Xt, y, s, w, b, code, lo, hi, g, dvec, want_d):
     if _is_csr(Xt):
         return lambda Xt, y, s, w, b, code, lo, hi, g, dvec, want_d: _csr_loss_grad(
-            Xt[0], Xt[1], Xt[2], y, s, w, b, code, lo, hi, g, dvec, want_d)
+            Xt[0], Xt[1], Xt[2], y, s, w, b, code, lo, hi, g, dvec, want_d, 256)
     if _is_fortran(Xt):
         def impl(Xt, y, s, w, b, code, lo, hi, g, dvec, want_d):
             X = Xt[0]
             block = max(16, min(4096, 16384 // max(1, X.shape[1])))
             return _dense_cm_loss_grad(X, y, s, w, b, code, lo, hi, g, dvec, want_d, block)
         return impl
-    return lambda Xt, y, s, w, b, code, lo, hi, g, dvec, want_d: _dense_rm_loss_grad(
-        Xt[0], y, s, w, b, code, lo, hi, g, dvec, want_d)
+
+    def impl(Xt, y, s, w, b, code, lo, hi, g, dvec, want_d):
+        X = Xt[0]
+        block = max(4, min(256, 8192 // max(1, X.shape[1])))
+        return _dense_rm_loss_grad(X, y, s, w, b, code, lo, hi, g, dvec, want_d, block)
+    return impl
 
 
 @overload(rows_hess, jit_options=_OV)
