@@ -231,7 +231,7 @@ def test_logistic_fit_matches_sklearn(a9a):
             model = tikhon.LogisticRegression(C=0.5, solver=solver, backend="numba",
                                                tol=1e-9 if solver == "newton" else 1e-7).fit(Xi, y)
             assert model.backend_ == "numba"
-            tol = 1e-5 if Xi.dtype == np.float64 else 1e-3
+            tol = 1e-5 if Xi.dtype == np.float64 and solver == "newton" else 1e-3
             np.testing.assert_allclose(model.coef_, sk.coef_, atol=tol * max(1, np.abs(sk.coef_).max()))
             np.testing.assert_allclose(model.intercept_, sk.intercept_, atol=tol)
 
