@@ -244,7 +244,10 @@ def _dense_cm_row_norms(X, lo, hi, out):
 
 
 # ---- CSR ----
-@njit(cache=True, fastmath=_FAST)
+# Scalar loops (no fastmath: short rows of gathers gain nothing from vectorization, and
+# AVX2 gathers are slow); column indices are cast to unsigned, which drops Numba's
+# negative-index wraparound test from the inner loops (CSR indices are >= 0).
+@njit(cache=True)
 def _csr_loss_grad(data, indices, indptr, y, s, w, b, code, lo, hi, g, dvec, want_d, block):
     loss = 0.0
     gb = 0.0
@@ -254,7 +257,7 @@ def _csr_loss_grad(data, indices, indptr, y, s, w, b, code, lo, hi, g, dvec, wan
         for k in range(m):
             z = 0.0
             for p in range(indptr[i0 + k], indptr[i0 + k + 1]):
-                z += data[p] * w[indices[p]]
+                z += data[p] * w[np.uint64(indices[p])]
             zb[k] = z
         lb, gbb = _pointwise_block(code, y, s, zb, i0, m, b, dvec, want_d)
         loss += lb
@@ -262,43 +265,43 @@ def _csr_loss_grad(data, indices, indptr, y, s, w, b, code, lo, hi, g, dvec, wan
         for k in range(m):
             r = zb[k]
             for p in range(indptr[i0 + k], indptr[i0 + k + 1]):
-                g[indices[p]] += r * data[p]
+                g[np.uint64(indices[p])] += r * data[p]
     return loss, gb
 
 
-@njit(cache=True, fastmath=_FAST)
+@njit(cache=True)
 def _csr_hess(data, indices, indptr, dvec, v, vb, lo, hi, g):
     hb = 0.0
     for i in range(lo, hi):
         k0, k1 = indptr[i], indptr[i + 1]
         t = vb
         for k in range(k0, k1):
-            t += data[k] * v[indices[k]]
+            t += data[k] * v[np.uint64(indices[k])]
         q = dvec[i] * t
         hb += q
         for k in range(k0, k1):
-            g[indices[k]] += q * data[k]
+            g[np.uint64(indices[k])] += q * data[k]
     return hb
 
 
-@njit(cache=True, fastmath=_FAST)
+@njit(cache=True)
 def _csr_matvec(data, indices, indptr, w, lo, hi, out):
     for i in range(lo, hi):
         z = 0.0
         for k in range(indptr[i], indptr[i + 1]):
-            z += data[k] * w[indices[k]]
+            z += data[k] * w[np.uint64(indices[k])]
         out[i] = z
 
 
-@njit(cache=True, fastmath=_FAST)
+@njit(cache=True)
 def _csr_rmatvec(data, indices, indptr, r, lo, hi, g):
     for i in range(lo, hi):
         ri = r[i]
         for k in range(indptr[i], indptr[i + 1]):
-            g[indices[k]] += ri * data[k]
+            g[np.uint64(indices[k])] += ri * data[k]
 
 
-@njit(cache=True, fastmath=_FAST)
+@njit(cache=True)
 def _csr_row_norms(data, indptr, lo, hi, out):
     for i in range(lo, hi):
         acc = 0.0
@@ -335,13 +338,13 @@ def _csr_batch(data, indices, indptr, y, s, w, b, code, rows, g):
         k0, k1 = indptr[i], indptr[i + 1]
         z = 0.0
         for k in range(k0, k1):
-            z += data[k] * w[indices[k]]
+            z += data[k] * w[np.uint64(indices[k])]
         value, deriv, _ = pointwise(code, y[i], z + b)
         loss += s[i] * value
         r = s[i] * deriv
         gb += r
         for k in range(k0, k1):
-            g[indices[k]] += r * data[k]
+            g[np.uint64(indices[k])] += r * data[k]
     return loss, gb
 
 
