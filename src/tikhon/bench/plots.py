@@ -30,6 +30,8 @@ def _slug(name):
 
 
 def _suboptimality_figure(plt, ds, levels):
+    from matplotlib.ticker import NullFormatter
+
     from .measure import suboptimality
 
     problems = [p for p in ds["problems"] if p.get("reference_objective") is not None]
@@ -50,6 +52,7 @@ def _suboptimality_figure(plt, ds, levels):
             ax.axhline(float(level), color="0.6", lw=0.7, ls=":")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a short log axis overlap
         ax.set_ylim(_FLOOR / 2, None)
         ax.set_xlabel("seconds (whole fit)")
         ax.set_ylabel("relative suboptimality (P - P*) / P*")

@@ -130,6 +130,11 @@ def format_tables(result) -> str:
                 rows.append([name, _seconds(fig["seconds_per_pass"]), f"{fig['GBps']:.2f}",
                              f"{fig['GBps'] / floor['GBps']:.2f}", ratio])
             out.extend("  " + s for s in _table(header, rows, "<>>>>"))
+        if ds["dtype"] != "float64":
+            out.append("")
+            out.append(f"note: {ds['dtype']} data; final objectives are scored in float64, but a fit's history is "
+                       "computed by its backend and may be float32-rounded (about 1e-7 relative): levels below "
+                       "that are not meaningful for those traces.")
         if ds["warmup_seconds"]:
             out.append("")
             out.append("warm-up before timing (JIT compilation, caches): " + ", ".join(
