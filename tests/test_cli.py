@@ -168,3 +168,23 @@ def test_predict_with_bad_model_file(tmp_path, svm_files, capsys):
     bad.write_bytes(b"PK\x03\x04 not really")
     assert main(["predict", str(bad), str(test)]) == 1
     assert "cannot read model file" in capsys.readouterr().err
+
+
+def test_bench_svmlight_file_and_skipped_anchor(tmp_path, svm_files, monkeypatch, capsys):
+    """A data file path works, and an anchor that is not installed is skipped with the reason."""
+    import importlib.util
+
+    from tikhon.bench import anchors
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(anchors.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "liblinear" else real(name, *a))
+    _, _, train, _ = svm_files
+    code = main(["bench", "--data", str(train), "--backend", "numpy", "--anchors", "liblinear", "--C", "1",
+                 "--kernel-seconds", "0.005", "--out", str(tmp_path / "o"), "--no-plots", "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "anchor liblinear skipped: liblinear is not installed (pip install liblinear-official)" in captured.out
+    result = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert result["anchors"] == {"run": [], "skipped": {"liblinear": result["anchors"]["skipped"]["liblinear"]}}
+    assert result["datasets"][0]["name"] == "train" and result["datasets"][0]["n_samples"] == 200

@@ -97,7 +97,7 @@ def _build_parser():
                        help="minimum seconds per kernel timing round (default 0.2)")
     bench.add_argument("--no-warmup", action="store_true", help="skip the untimed warm-up (JIT) fits")
     bench.add_argument("--no-plots", action="store_true", help="write no PNG")
-    bench.add_argument("--out", default="tikhon-bench", help="output folder (default ./tikhon-bench)")
+    bench.add_argument("--out", default="bench-out", help="output folder (default ./bench-out)")
     bench.add_argument("--quiet", action="store_true", help="no progress display")
 
     fit = sub.add_parser("fit", help="fit a model on a data file and write it (JSON + npz, no pickle)")
