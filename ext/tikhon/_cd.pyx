@@ -122,6 +122,7 @@ cdef struct Work:
     uint64_t rng
     double C
     double offset
+    double rho
     double innereps
     double innereps_min
     long long steps
@@ -150,6 +151,7 @@ cdef class DualState:
     cdef uint64_t rng
     cdef public double C
     cdef public double offset
+    cdef public double rho
     cdef public double innereps
     cdef public double innereps_min
     cdef public long long newton_steps
@@ -168,6 +170,7 @@ cdef class DualState:
         self.w = w
         self.C = C
         self.offset = 0.0
+        self.rho = 0.0
         self.innereps = 1e-2
         self.innereps_min = 1e-12
         self.has_sqnorm = sqnorm is not None
@@ -196,6 +199,7 @@ cdef class DualState:
         wk.rng = self.rng
         wk.C = self.C
         wk.offset = self.offset
+        wk.rho = self.rho
         wk.innereps = self.innereps
         wk.innereps_min = self.innereps_min
         wk.steps = 0
@@ -236,7 +240,14 @@ cdef double _logistic_epochs(const floating* data, const integral* indices, cons
     cdef int epoch, it
     cdef double Ci, dot, sq, val, yi, g, gmax = 0.0, aC, c0, lo, hi, tt, tn, phi, dphi
     cdef double p_old, q_old, p, q, delta
+    cdef double rho = st.rho, sy = 0.0, c = st.offset
     cdef long long steps = 0, updates = 0, epoch_steps
+    if rho != 0.0:  # sum_i y_i alpha_i, exact at the start of every call
+        for i in range(n):
+            if s[i] > 0.0:
+                sigmoid_pair(t[i], &p, &q)
+                sy = sy + y[i] * C * s[i] * p
+    b = c + rho * sy
     for epoch in range(n_epochs):
         shuffle(order, n, &st.rng)
         gmax = 0.0
@@ -264,7 +275,7 @@ cdef double _logistic_epochs(const floating* data, const integral* indices, cons
             if fabs(g) <= eps:
                 continue
             # phi(u) = u + c0 + aC sigmoid(u): the same gradient as a function of the logit u
-            aC = sq * Ci
+            aC = (sq + rho) * Ci
             sigmoid_pair(t[i], &p_old, &q_old)
             c0 = yi * (dot + b) - aC * p_old
             lo = -c0 - aC
@@ -301,6 +312,9 @@ cdef double _logistic_epochs(const floating* data, const integral* indices, cons
             t[i] = tt
             if delta != 0.0:
                 delta = delta * yi
+                if rho != 0.0:
+                    sy = sy + delta
+                    b = c + rho * sy
                 for k in range(m):
                     w[cols[k]] += delta * vals[k]
                 updates += 1
@@ -327,6 +341,11 @@ cdef double _ridge_epochs(const floating* data, const integral* indices, const i
     cdef Py_ssize_t m, k, i, pos
     cdef int epoch
     cdef double Ci, dot, sq, val, g, gmax = 0.0, delta
+    cdef double rho = st.rho, sb = 0.0, c = st.offset
+    if rho != 0.0:  # sum_i beta_i, exact at the start of every call
+        for i in range(n):
+            sb = sb + beta[i]
+    b = c + rho * sb
     for epoch in range(n_epochs):
         shuffle(order, n, &st.rng)
         gmax = 0.0
@@ -351,8 +370,11 @@ cdef double _ridge_epochs(const floating* data, const integral* indices, const i
                 gmax = fabs(g)
             if g == 0.0:
                 continue
-            delta = -g / (sq + 1.0 / Ci)
+            delta = -g / (sq + rho + 1.0 / Ci)
             beta[i] += delta
+            if rho != 0.0:
+                sb = sb + delta
+                b = c + rho * sb
             for k in range(m):
                 w[cols[k]] += delta * vals[k]
     return gmax

@@ -77,26 +77,33 @@ class _Dual:
             return -self.y * self.s * expit(self.v)
         return -self.v / self.C
 
-    def inner_gap(self, margins, b):
-        """``(P_b, D_b)`` of the problem with the intercept fixed at ``b``: one pass was
-        spent on ``margins``; the dual uses ``X^T u = -lam w`` (no pass)."""
+    def inner_gap(self, margins, center, rho):
+        """``(P_aug, D_aug, b)`` of the sub-problem: ``P`` plus ``lam (b - center)^2 / (2 rho)``
+        (the augmented Lagrangian of the intercept's constraint; ``rho = 0``: the
+        intercept fixed at ``center``), with ``b = center - rho sum(u) / lam``. One pass
+        was spent on ``margins``; the dual uses ``X^T u = -lam w`` (no pass)."""
         obj = self.objective
         loss = obj.pointwise
-        primal = obj.value(np.dot(self.s, loss.value(self.y, margins + b)), self.w)
         u = self.u()
-        dual = obj.dual_value(self.y, self.s, u, -obj.lam * self.w) + b * float(u.sum())
-        return primal, dual
+        su = float(u.sum())
+        b = center - rho * su / obj.lam
+        pen = rho * su * su / (2.0 * obj.lam)
+        primal = obj.value(np.dot(self.s, loss.value(self.y, margins + b)), self.w) + pen
+        dual = obj.dual_value(self.y, self.s, u, -obj.lam * self.w) + center * su - pen
+        return primal, dual, b
 
 
 def _relative(primal, dual):
     return max(primal - dual, 0.0) / dual if dual > 0 else math.inf
 
 
-def solve(problem, theta0, tol, max_iter, random_state=None, inner_min=1e-12):
+def solve(problem, theta0, tol, max_iter, random_state=None, inner_min=1e-12, rho=None):
     """Dual CD to relative duality gap ``tol``; ``max_iter`` bounds the passes over X.
 
     ``theta0``: only its intercept is used (the dual iterate starts as LIBLINEAR's).
     ``random_state``: seed of the per-pass permutations (``None`` means 0).
+    ``rho``: augmented-Lagrangian weight of the intercept's constraint (default: the
+    mean squared row norm, i.e. a bias column of the rows' typical scale).
     """
     obj = problem.objective
     history = History()
@@ -104,28 +111,30 @@ def solve(problem, theta0, tol, max_iter, random_state=None, inner_min=1e-12):
     dual = _Dual(problem, seed)
     be, state, w = dual.backend, dual.state, dual.w
     y, s = dual.y, dual.s
-    loss = obj.pointwise
     state.innereps_min = inner_min
-    _, b = obj.split(np.asarray(theta0, dtype=np.float64))
-    b = float(b) if obj.fit_intercept else 0.0
-    state.offset = b
+    _, center = obj.split(np.asarray(theta0, dtype=np.float64))
+    center = float(center) if obj.fit_intercept else 0.0
+    if obj.fit_intercept:
+        if rho is None:
+            sq = be.row_norms_sq()
+            rho = float(np.dot(s, sq) / s.sum()) or 1.0
+            del sq
+        state.rho = float(rho)
+    else:
+        rho = 0.0
+    state.offset = center
 
-    epochs, interval = 0, 1
-    points = []  # (epoch, log inner gap) since the intercept last moved
+    epochs, interval, outer = 0, 1, 0
+    points = []  # (epoch, log inner gap) since the multiplier last moved
     certificate, message = math.inf, ""
-    # intercept search: bracket [lo, hi] of the root of V'(b), last points for the secant
-    lo = hi = None
-    f_lo = f_hi = None
-    prev = None  # (b, V'(b)) of the previous outer step
-    inner_target = tol if not obj.fit_intercept else max(tol, 1e-4)
-    outer = 0
+    inner_target = tol
     while True:
         run = min(interval, max_iter - epochs)
         if run > 0:
             be.dual_epochs(state, run)
             epochs += run
         margins = be.matvec(w)
-        primal, dual_value = dual.inner_gap(margins, b)
+        primal, dual_value, b = dual.inner_gap(margins, center, rho)
         history.add(primal)
         inner = _relative(primal, dual_value)
         points.append((epochs, math.log(max(inner, 1e-300))))
@@ -133,53 +142,29 @@ def solve(problem, theta0, tol, max_iter, random_state=None, inner_min=1e-12):
         if inner > inner_target and budget_left:
             interval = _next_interval(points, inner_target, interval)
             continue
-        # the cheap estimate says this b is solved well enough: certify (w, b)
+        # the sub-problem is solved: certify (w, b) for the real problem
         certificate = obj.duality_gap(w, b, margins, y, s, be.rmatvec)[2]
         if certificate <= tol or not budget_left:
             break
-        if not obj.fit_intercept or inner > 0.1 * certificate:
-            # the gap is in the inner problem: keep going on this b, more accurately
-            inner_target = max(min(inner_target, 0.1 * certificate), 1e-3 * tol) if obj.fit_intercept \
-                else min(inner_target, 0.5 * inner)
-            interval = _next_interval(points, inner_target, interval)
+        if obj.fit_intercept and inner < 0.1 * certificate:
+            # the gap is in the intercept's constraint: multiplier step (prox center to b)
+            center = b
+            state.offset = center
+            outer += 1
+            points = []
+            interval = 1
+            inner_target = max(0.05 * tol, min(inner_target, 0.01 * certificate))
             continue
-        # the gap is in the intercept: a safeguarded secant step on V'(b) = 0
-        slope = float(np.dot(s, loss.derivative(y, margins + b)))
-        if slope == 0.0:
-            inner_target = max(0.1 * inner_target, 1e-3 * tol)
-            continue
-        if slope > 0:
-            hi, f_hi = b, slope
-        else:
-            lo, f_lo = b, slope
-        if prev is not None and prev[1] != slope:
-            step_to = b - slope * (b - prev[0]) / (slope - prev[1])
-        else:  # first step: Newton with d2P/db2 >= V''(b), which under-steps
-            curvature = float(np.dot(s, loss.curvature(y, margins + b)))
-            step_to = b - slope / curvature
-        if lo is not None and hi is not None:
-            if not (min(lo, hi) < step_to < max(lo, hi)):
-                # regula falsi inside the bracket
-                step_to = (lo * f_hi - hi * f_lo) / (f_hi - f_lo)
-        elif prev is not None:  # no bracket yet: extrapolate, at most 8x the last move
-            move = abs(b - prev[0])
-            if abs(step_to - b) > 8 * move or (step_to - b) * slope > 0:
-                step_to = b - math.copysign(8 * move, slope)
-        prev = (b, slope)
-        b = float(step_to)
-        state.offset = b
-        outer += 1
-        points = []
-        inner_target = max(min(inner_target, 0.1 * certificate), 1e-3 * tol)
-        interval = 1
+        inner_target = max(min(0.5 * inner, 0.1 * certificate), 1e-3 * tol)
+        interval = _next_interval(points, inner_target, interval)
     # polish: the best intercept for this w can only lower P
     if obj.fit_intercept:
         b = obj.best_intercept(margins, y, s, b)
     theta = obj.join(w, b)
     converged = certificate <= tol
     if not converged:
-        message = f"pass limit reached; inner gap {inner:.3g} at intercept {b:.6g}"
-    message = message or (f"{epochs} passes, {outer} intercept steps, "
+        message = f"pass limit reached; sub-problem gap {inner:.3g}"
+    message = message or (f"{epochs} passes, {outer} multiplier steps, "
                           f"{state.newton_steps} Newton steps")
     return FitResult(theta, epochs, converged, certificate, "relative_gap", history.records, message=message)
 
