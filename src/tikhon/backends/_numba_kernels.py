@@ -212,35 +212,41 @@ def _dense_cm_hess(X, dvec, v, vb, lo, hi, g, block):
 
 
 @njit(cache=True, fastmath=_FAST)
-def _dense_cm_matvec(X, w, lo, hi, out):
+def _dense_cm_matvec(X, w, lo, hi, out, block):
     d = X.shape[1]
-    for i in range(lo, hi):
-        out[i] = 0.0
-    for j in range(d):
-        wj = w[j]
-        for i in range(lo, hi):
-            out[i] += X[i, j] * wj
+    for i0 in range(lo, hi, block):
+        i1 = min(i0 + block, hi)
+        for i in range(i0, i1):
+            out[i] = 0.0
+        for j in range(d):
+            wj = w[j]
+            for i in range(i0, i1):
+                out[i] += X[i, j] * wj
 
 
 @njit(cache=True, fastmath=_FAST)
-def _dense_cm_rmatvec(X, r, lo, hi, g):
+def _dense_cm_rmatvec(X, r, lo, hi, g, block):
     d = X.shape[1]
-    for j in range(d):
-        acc = 0.0
-        for i in range(lo, hi):
-            acc += r[i] * X[i, j]
-        g[j] += acc
+    for i0 in range(lo, hi, block):
+        i1 = min(i0 + block, hi)
+        for j in range(d):
+            acc = 0.0
+            for i in range(i0, i1):
+                acc += r[i] * X[i, j]
+            g[j] += acc
 
 
 @njit(cache=True, fastmath=_FAST)
-def _dense_cm_row_norms(X, lo, hi, out):
+def _dense_cm_row_norms(X, lo, hi, out, block):
     d = X.shape[1]
-    for i in range(lo, hi):
-        out[i] = 0.0
-    for j in range(d):
-        for i in range(lo, hi):
-            x = np.float64(X[i, j])
-            out[i] += x * x
+    for i0 in range(lo, hi, block):
+        i1 = min(i0 + block, hi)
+        for i in range(i0, i1):
+            out[i] = 0.0
+        for j in range(d):
+            for i in range(i0, i1):
+                x = np.float64(X[i, j])
+                out[i] += x * x
 
 
 # ---- CSR ----
@@ -435,7 +441,7 @@ def _ov_rows_matvec(Xt, w, lo, hi, out):
     if _is_csr(Xt):
         return lambda Xt, w, lo, hi, out: _csr_matvec(Xt[0], Xt[1], Xt[2], w, lo, hi, out)
     if _is_fortran(Xt):
-        return lambda Xt, w, lo, hi, out: _dense_cm_matvec(Xt[0], w, lo, hi, out)
+        return lambda Xt, w, lo, hi, out: _dense_cm_matvec(Xt[0], w, lo, hi, out, 1024)
     return lambda Xt, w, lo, hi, out: _dense_rm_matvec(Xt[0], w, lo, hi, out)
 
 
@@ -444,7 +450,7 @@ def _ov_rows_rmatvec(Xt, r, lo, hi, g):
     if _is_csr(Xt):
         return lambda Xt, r, lo, hi, g: _csr_rmatvec(Xt[0], Xt[1], Xt[2], r, lo, hi, g)
     if _is_fortran(Xt):
-        return lambda Xt, r, lo, hi, g: _dense_cm_rmatvec(Xt[0], r, lo, hi, g)
+        return lambda Xt, r, lo, hi, g: _dense_cm_rmatvec(Xt[0], r, lo, hi, g, 1024)
     return lambda Xt, r, lo, hi, g: _dense_rm_rmatvec(Xt[0], r, lo, hi, g)
 
 
@@ -453,7 +459,7 @@ def _ov_rows_norms(Xt, lo, hi, out):
     if _is_csr(Xt):
         return lambda Xt, lo, hi, out: _csr_row_norms(Xt[0], Xt[2], lo, hi, out)
     if _is_fortran(Xt):
-        return lambda Xt, lo, hi, out: _dense_cm_row_norms(Xt[0], lo, hi, out)
+        return lambda Xt, lo, hi, out: _dense_cm_row_norms(Xt[0], lo, hi, out, 1024)
     return lambda Xt, lo, hi, out: _dense_rm_row_norms(Xt[0], lo, hi, out)
 
 
