@@ -154,7 +154,11 @@ def format_tables(result) -> str:
     ]
     for name, why in result["anchors"]["skipped"].items():
         notes.append(f"anchor {name} skipped: {why}")
-    notes.append(f"total {result['total_seconds']:.1f} s")
+    env = result["environment"]
+    load = [env.get("load_average_start"), env.get("load_average_end")]
+    load_text = (f"; 1-min load average {load[0]:.1f} at start, {load[1]:.1f} at end on {env['cpu_count']} cores "
+                 "(a shared machine: compare ratios within one run)") if None not in load else ""
+    notes.append(f"total {result['total_seconds']:.1f} s{load_text}")
     return "\n".join(out + notes)
 
 

@@ -451,7 +451,23 @@ def _environment():
         env["liblinear"] = __import__("importlib.metadata").metadata.version("liblinear-official")
     except Exception:
         env["liblinear"] = None
+    if "numba" in env["backends_available"]:
+        import numba
+
+        env["numba"] = numba.__version__
+        env["numba_threads"] = numba.get_num_threads()
+    env["load_average_start"] = _load_average()
     return env
+
+
+def _load_average():
+    """1-minute load average (other processes share the cores: context for the timings)."""
+    import os
+
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
 
 
 def run(config: BenchConfig, progress) -> dict:
@@ -481,4 +497,5 @@ def run(config: BenchConfig, progress) -> dict:
         result["datasets"].append(run_dataset(config, dataset, progress))
         del dataset
     result["total_seconds"] = clock() - t0
+    result["environment"]["load_average_end"] = _load_average()
     return result
