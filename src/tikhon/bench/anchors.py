@@ -84,7 +84,7 @@ def _sklearn_variants(loss, lam, fit_intercept, X, y_signed):
                                            fit_intercept=fit_intercept)
                 model.fit(X, y_signed)
                 n_iter = model.n_iter_
-                n_iter = int(np.max(n_iter)) if n_iter is not None else 1
+                n_iter = int(np.max(n_iter)) if n_iter is not None else 0  # direct solvers: none
                 return model.coef_.ravel(), float(model.intercept_) if fit_intercept else 0.0, n_iter
             out.append(Variant("sklearn", f"sklearn/ridge-{solver}", run, _SK_TOLS))
     return out

@@ -148,7 +148,7 @@ def format_tables(result) -> str:
         "vs numpy: NumPy backend's time / this row's time at the tightest level both reached (same solver; "
         "anchors and backend-only solvers against numpy's default solver).",
         "* anchor: external solver swept over its own tolerances, each run timed as a whole, scored with "
-        "tikhon's objective.  iters '+' = stopped by the iteration cap.",
+        "tikhon's objective.  iters '+' = stopped before meeting tol (iteration cap or solver stall).",
         f"peak MB: extra memory at the peak of the fit, {result['memory_method']['name']}: "
         f"{result['memory_method']['what']}.",
     ]

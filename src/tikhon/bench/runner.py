@@ -158,10 +158,13 @@ def _plan_cells(config, X, loss):
         solver_list = [s for s in registry.SOLVERS if s not in NOT_BY_DEFAULT]
     else:
         solver_list = [registry.choose_solver(s, loss) for s in config.solvers]
+    asked_default = default_solver in solver_list
     solver_list = [default_solver] + [s for s in dict.fromkeys(solver_list) if s != default_solver]
     cells, skipped, seen = [], {}, set()
     for name in names:
         for solver in solver_list:
+            if solver == default_solver and name != "numpy" and not asked_default:
+                continue  # run on NumPy only, as the baseline the requested solvers are compared with
             loop = solver if solver in registry.BACKEND_LOOPS else None
             try:
                 cls = get_backend(name, X, loop=loop)
