@@ -7,8 +7,12 @@ read in place, never cast or copied. Every accumulation is in double.
 Scaling. tikhon minimizes ``P(w, b) = sum_i s_i loss(y_i, x_i w + b) + lam/2 ||w||^2``.
 ``P / lam`` is the LIBLINEAR primal ``1/2 ||w||^2 + sum_i C_i loss_i`` with
 ``C_i = s_i / lam`` (``= C s_i`` for logistic regression), same minimizer. The
-intercept ``b`` is held fixed here (an offset added to every margin); the solver
-driver (``tikhon.solvers.dual_cd``) moves it.
+intercept enters as ``b = offset + rho * sum_i y_i alpha_i`` (ridge: ``rho * sum_i beta_i``):
+with ``rho = 0`` it is fixed at ``offset``; with ``rho > 0`` the pass solves the
+augmented-Lagrangian sub-problem of the unpenalized intercept, i.e. LIBLINEAR's bias
+column of value ``sqrt(rho)`` (added to every ``||x_i||^2``, the running sum kept as a
+scalar: no copy of X) whose penalty is centered at ``offset``. The solver driver
+(``tikhon.solvers.dual_cd``) moves ``offset`` (the multiplier step).
 
 Logistic (Yu, Huang & Lin 2011; LIBLINEAR ``-s 7``). Dual variable
 ``alpha_i in [0, C_i]``, ``w = sum_i alpha_i y_i x_i``. The state stores, per row,
