@@ -72,3 +72,44 @@ def kernel_case(request):
     fmt, dtype = request.param
     X, y = kernel_data(fmt, dtype)
     return fmt, dtype, X, y
+
+
+class Helpers:
+    """What the benchmark files use, handed over as the ``helpers`` fixture (no
+    ``import conftest``: that name is ambiguous next to tests/conftest.py)."""
+
+    kernel_group = staticmethod(kernel_group)
+    fit_group = staticmethod(fit_group)
+    make_backend = staticmethod(make_backend)
+    a9a = staticmethod(a9a)
+
+
+@pytest.fixture
+def helpers():
+    return Helpers
+
+
+def fit_cases():
+    """``(data, solver, backend, group solver)`` ids for whole-fit benchmarks. A solver that
+    is a backend's own loop (``dual_cd``) has no NumPy run, so its group gets NumPy's
+    default solver instead. SGD is left out (its epochs are not comparable)."""
+    from tikhon import solvers as registry
+
+    default = registry.choose_solver("auto", "logistic")
+    for data in ("a9a", "dense50k"):
+        for solver in registry.SOLVERS:
+            if solver == "sgd":
+                continue
+            for backend in backends():
+                yield pytest.param(data, solver, backend, solver, id=f"{data}-{solver}-{backend}")
+            if solver in registry.BACKEND_LOOPS:
+                yield pytest.param(data, default, "numpy", solver, id=f"{data}-{default}-numpy-vs-{solver}")
+
+
+def pytest_generate_tests(metafunc):
+    """``backend`` runs over the available backends (NumPy first); ``fit_case`` over fit_cases()."""
+    if "backend" in metafunc.fixturenames:
+        metafunc.parametrize("backend", backends())
+    if "fit_case" in metafunc.fixturenames:
+        cases = list(fit_cases())
+        metafunc.parametrize("fit_case", [c.values for c in cases], ids=[c.id for c in cases])

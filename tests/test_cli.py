@@ -37,7 +37,9 @@ def test_bench_console_script_end_to_end(tmp_path):
     (ds,) = result["datasets"]
     assert ds["n_samples"] == 400 and ds["format"] == "dense"
     assert set(ds["kernels"]) == {"floor", "logistic"}
-    assert "numpy" in ds["kernels"]["logistic"]
+    numpy_kernel = ds["kernels"]["logistic"]["numpy"]
+    assert numpy_kernel["speedup_vs_numpy"] == 1.0 and 0 < numpy_kernel["of_floor"]
+    assert ds["kernels"]["floor"]["GBps"] > 0
     (problem,) = ds["problems"]
     assert problem["param"] == "C" and problem["value"] == 1.0
     records = {r["label"]: r for r in problem["records"]}
@@ -51,6 +53,11 @@ def test_bench_console_script_end_to_end(tmp_path):
     skipped = {key.split("/")[0] for key in ds["skipped"]}
     for name in tikhon.available_backends():  # each one run, or its skip explained
         assert name in backends or name in skipped, (name, ds["skipped"])
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert "plots skipped: matplotlib cannot be imported" in proc.stdout
+        return
     for png in ("suboptimality_synthetic-400x8-dense-float64.png", "kernels.png"):
         path = out / png
         assert path.exists() and path.stat().st_size > 1000

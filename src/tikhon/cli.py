@@ -144,7 +144,10 @@ def _bench(args):
     print(format_tables(result))
     written = [json_path]
     if not args.no_plots:
-        written += write_plots(result, args.out)
+        try:
+            written += write_plots(result, args.out)
+        except ImportError as exc:
+            print(f"plots skipped: matplotlib cannot be imported ({exc}); pip install matplotlib")
     print("wrote " + ", ".join(written))
     failed = [r["label"] for ds in result["datasets"] for p in ds["problems"] for r in p["records"]
               if r["error"] is not None]

@@ -366,6 +366,11 @@ def run_dataset(config, dataset, progress):
                 figures[cls.name] = kernel_figures(cls, X, _signed(loss, y), loss, config.kernel_seconds)
             except Exception as exc:
                 figures[cls.name] = {"error": f"{type(exc).__name__}: {exc}"}
+        floor, base = out["kernels"]["floor"], figures.get("numpy", {}).get("seconds_per_pass")
+        for fig in figures.values():
+            if "seconds_per_pass" in fig:
+                fig["of_floor"] = floor["seconds"] / fig["seconds_per_pass"]
+                fig["speedup_vs_numpy"] = base / fig["seconds_per_pass"] if base else None
         out["kernels"][loss] = figures
 
     for problem in problems:
