@@ -107,9 +107,10 @@ def fit_cases():
 
 
 def pytest_generate_tests(metafunc):
-    """``backend`` runs over the available backends (NumPy first); ``fit_case`` over fit_cases()."""
-    if "backend" in metafunc.fixturenames:
-        metafunc.parametrize("backend", backends())
+    """``any_backend`` runs over the available backends (NumPy first); ``fit_case`` over
+    fit_cases(). (Distinct names, so a file's own ``backend`` parameter is left alone.)"""
+    if "any_backend" in metafunc.fixturenames:
+        metafunc.parametrize("any_backend", backends())
     if "fit_case" in metafunc.fixturenames:
         cases = list(fit_cases())
         metafunc.parametrize("fit_case", [c.values for c in cases], ids=[c.id for c in cases])
