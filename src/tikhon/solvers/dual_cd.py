@@ -157,7 +157,7 @@ def solve(problem, theta0, tol, max_iter, random_state=None, inner_min=1e-12, rh
         rho = 0.0
     state.offset = center
 
-    epochs, interval, outer = 0, 1, 0
+    epochs, interval, outer = 0, 3, 0  # the first passes are fast: check after three
     points = []  # (epoch, log inner gap) since the multiplier last moved
     certificate, message = math.inf, ""
     inner_target = tol
@@ -206,10 +206,10 @@ def solve(problem, theta0, tol, max_iter, random_state=None, inner_min=1e-12, rh
 def _next_interval(points, target, interval):
     """Passes until the next check, predicted from the linear rate of the last checks."""
     if len(points) < 2:
-        return 1
+        return max(2, interval)
     (e0, g0), (e1, g1) = points[-2], points[-1]
     rate = (g1 - g0) / max(e1 - e0, 1)
     if rate >= 0:
         return min(2 * interval, 2 * interval + 1)
-    need = (math.log(max(target, 1e-300)) - g1) / rate
+    need = (math.log(max(0.5 * target, 1e-300)) - g1) / rate  # aim a little past the target
     return int(max(1, min(math.ceil(need), 2 * interval + 1)))
