@@ -69,24 +69,26 @@ class _Dual:
         self.y, self.s = be.y, be.s
         n, d = be.n_samples, be.n_features
         self.w = np.zeros(d)
+        self.v = np.zeros(n)
         if self.logistic:
             # LIBLINEAR's start: alpha_i = min(1e-3 C_i, 1e-8), kept as its logit
-            Ci = self.C * self.s
-            Ci[Ci <= 0] = 1.0  # rows of weight 0 are skipped by the passes; alpha_i = 0
-            alpha = np.minimum(1e-3 * Ci, 1e-8)
-            self.v = np.log(alpha) - np.log(Ci - alpha)
-            alpha[self.s <= 0] = 0.0
-            self.w[:] = be.rmatvec(alpha * self.y)
-            del alpha, Ci
-        else:
-            self.v = np.zeros(n)
+            ya = np.zeros(n)  # y_i alpha_i
+            for sl in _chunks(n):
+                Ci = self.C * self.s[sl]
+                live = Ci > 0  # rows of weight 0 are skipped by the passes; alpha_i = 0
+                Ci[~live] = 1.0
+                alpha = np.minimum(1e-3 * Ci, 1e-8)
+                self.v[sl] = np.log(alpha) - np.log(Ci - alpha)
+                ya[sl] = np.where(live, alpha * self.y[sl], 0.0)
+            self.w[:] = be.rmatvec(ya)
+            del ya
         self.state = be.dual_state(self.v, self.w, self.C, seed)
 
-    def u(self):
-        """The objective module's dual variable for the current dual iterate."""
+    def u(self, sl=slice(None)):
+        """The objective module's dual variable for the current dual iterate (rows ``sl``)."""
         if self.logistic:
-            return -self.y * self.s * expit(self.v)
-        return -self.v / self.C
+            return -self.y[sl] * self.s[sl] * expit(self.v[sl])
+        return -self.v[sl] / self.C
 
     def inner_gap(self, margins, center, rho):
         """``(P_aug, D_aug, b)`` of the sub-problem: ``P`` plus ``lam (b - center)^2 / (2 rho)``
@@ -95,13 +97,16 @@ class _Dual:
         was spent on ``margins``; the dual uses ``X^T u = -lam w`` (no pass)."""
         obj = self.objective
         loss = obj.pointwise
-        u = self.u()
-        su = float(u.sum())
+        y, s, n = self.y, self.s, self.y.shape[0]
+        # by row blocks, so that the O(n) work allocates O(block), not several n-vectors
+        su = sum(float(self.u(sl).sum()) for sl in _chunks(n))
         b = center - rho * su / obj.lam
         pen = rho * su * su / (2.0 * obj.lam)
-        primal = obj.value(np.dot(self.s, loss.value(self.y, margins + b)), self.w) + pen
-        dual = obj.dual_value(self.y, self.s, u, -obj.lam * self.w) + center * su - pen
-        return primal, dual, b
+        data_loss = sum(float(np.dot(s[sl], loss.value(y[sl], margins[sl] + b))) for sl in _chunks(n))
+        # the dual value is separable: the rows' conjugates by blocks, the norm term once
+        rows = sum(obj.dual_value(y[sl], s[sl], self.u(sl), _EMPTY) for sl in _chunks(n))
+        dual = rows + obj.dual_value(_EMPTY, _EMPTY, _EMPTY, -obj.lam * self.w) + center * su - pen
+        return obj.value(data_loss, self.w) + pen, dual, b
 
 
     def certificate(self, w, b, margins):
@@ -115,7 +120,8 @@ class _Dual:
         obj = self.objective
         loss = obj.pointwise
         be = self.backend
-        primal = obj.value(np.dot(self.s, loss.value(self.y, margins + b)), w)
+        y, s, n = self.y, self.s, self.y.shape[0]
+        primal = obj.value(sum(float(np.dot(s[sl], loss.value(y[sl], margins[sl] + b))) for sl in _chunks(n)), w)
         u = self.u()
         if obj.fit_intercept:
             u = loss.center_dual(self.y, self.s, u)
@@ -126,17 +132,32 @@ class _Dual:
         return self.objective.duality_gap(w, b, margins, self.y, self.s, self.backend.rmatvec)[2]
 
 
+_EMPTY = np.zeros(0)
+_BLOCK = 2048
+
+
+def _chunks(n):
+    for start in range(0, n, _BLOCK):
+        yield slice(start, min(start + _BLOCK, n))
+
+
 def _relative(primal, dual):
     return max(primal - dual, 0.0) / dual if dual > 0 else math.inf
 
 
-def solve(problem, theta0, tol, max_iter, random_state=None, inner_min=1e-12, rho=None):
+def solve(problem, theta0, tol, max_iter, random_state=None, inner_min=1e-12, rho=None,
+          newton_after=300):
     """Dual CD to relative duality gap ``tol``; ``max_iter`` bounds the passes over X.
 
     ``theta0``: only its intercept is used (the dual iterate starts as LIBLINEAR's).
     ``random_state``: seed of the per-pass permutations (``None`` means 0).
     ``rho``: augmented-Lagrangian weight of the intercept's constraint (default: the
     mean squared row norm, i.e. a bias column of the rows' typical scale).
+    ``newton_after``: passes after which, if the gap is still above ``tol``, the fit is
+    finished by Newton-CG warm-started at the current ``(w, b)`` — what LIBLINEAR's
+    ``-s 7`` does (after 300 passes it switches to its primal Newton, ``-s 0``): at large
+    C dual CD converges slowly in its last digits while Newton converges quadratically
+    from a good start. ``None`` disables it (pure dual CD).
     """
     obj = problem.objective
     history = History()
@@ -159,7 +180,7 @@ def solve(problem, theta0, tol, max_iter, random_state=None, inner_min=1e-12, rh
 
     epochs, interval, outer = 0, 3, 0  # the first passes are fast: check after three
     points = []  # (epoch, log inner gap) since the multiplier last moved
-    certificate, message = math.inf, ""
+    certificate, message, finish = math.inf, "", False
     inner_target = tol
     while True:
         run = min(interval, max_iter - epochs)
@@ -172,6 +193,9 @@ def solve(problem, theta0, tol, max_iter, random_state=None, inner_min=1e-12, rh
         inner = _relative(primal, dual_value)
         points.append((epochs, math.log(max(inner, 1e-300))))
         budget_left = epochs < max_iter
+        if newton_after is not None and epochs >= newton_after and budget_left:
+            finish = True
+            break
         if inner > inner_target and budget_left:
             interval = _next_interval(points, inner_target, interval)
             continue
@@ -194,6 +218,15 @@ def solve(problem, theta0, tol, max_iter, random_state=None, inner_min=1e-12, rh
             continue
         inner_target = max(min(0.5 * inner, 0.1 * certificate), 1e-3 * tol)
         interval = _next_interval(points, inner_target, interval)
+    if finish:  # LIBLINEAR's switch: Newton-CG from the dual CD iterate
+        if obj.fit_intercept:
+            b = obj.best_intercept(margins, y, s, b)
+        theta, certificate, newton_iters = _newton_finish(problem, obj.join(w, b), tol, max_iter - epochs)
+        converged = certificate <= tol
+        message = (f"{epochs} dual CD passes, then {newton_iters} Newton-CG iterations; "
+                   f"{outer} multiplier steps")
+        return FitResult(theta, epochs + newton_iters, converged, certificate, "relative_gap",
+                         history.records, message=message)
     theta = obj.join(w, b)
     converged = certificate <= tol
     if not converged:
@@ -201,6 +234,23 @@ def solve(problem, theta0, tol, max_iter, random_state=None, inner_min=1e-12, rh
     message = message or (f"{epochs} passes, {outer} multiplier steps, "
                           f"{state.newton_steps} Newton steps")
     return FitResult(theta, epochs, converged, certificate, "relative_gap", history.records, message=message)
+
+
+def _newton_finish(problem, theta, tol, max_iter):
+    """Newton-CG from ``theta`` with a tightening gradient tolerance until the objective
+    module's relative duality gap (dual point built from ``w``, quadratically small
+    near the optimum) is ``<= tol``. Returns ``(theta, gap, iterations)``."""
+    from . import newton
+
+    gtol, iterations, gap = 1e-6, 0, math.inf
+    for _ in range(8):
+        result = newton.solve(problem, theta, gtol, max(1, max_iter - iterations))
+        theta, iterations = result.theta, iterations + result.n_iter
+        gap = problem.duality_gap(theta)[2]
+        if gap <= tol or iterations >= max_iter:
+            break
+        gtol *= 1e-2
+    return theta, gap, iterations
 
 
 def _next_interval(points, target, interval):
