@@ -1,6 +1,6 @@
 """Speed ratios of the Numba backend, each measured against its reference in the same run.
 
-    python benchmarks/numba_report.py [p1] [gd] [p2] [cold] [--quick]
+    python benchmarks/numba_report.py [p1] [gd] [p2] [cold] [interleaved] [--quick]
 
 P1   fused dense loss+grad (1e6 x 100 float64) / one BLAS ``X @ w`` on the same X;
      fused CSR loss+grad (200k x 100k, 7.5M nnz) / one scipy CSR ``X @ w``;
@@ -133,6 +133,61 @@ def gd(quick=False):
           f"numpy/numba = {times['numpy']/times['numba']:.2f}x")
 
 
+def interleaved(quick=False):
+    """Interleaved medians (robust to a busy machine): CSR loss+grad numba with 1 and 2
+    threads vs numpy vs one SpMV; GD fits of 30 epochs numba vs numpy."""
+    import tikhon
+    from sklearn.exceptions import ConvergenceWarning
+    from tikhon.backends.numba import NumbaBackend
+    from tikhon.backends.numpy import NumpyBackend
+    from tikhon.objective import LogisticLoss
+
+    Xs, ys = synthetic_csr()
+    ss = np.ones(Xs.shape[0])
+    ws = np.random.default_rng(2).standard_normal(Xs.shape[1]) * 0.1
+    nbs, nps = NumbaBackend(Xs, ys, ss, LogisticLoss), NumpyBackend(Xs, ys, ss, LogisticLoss)
+
+    def numba_threads(k):
+        def run():
+            with tikhon.config_context(n_threads=k):
+                nbs.loss_grad(ws, 0.1)
+        return run
+
+    cases = {"spmv": lambda: Xs @ ws, "numba-1thread": numba_threads(1), "numba-2threads": numba_threads(2),
+             "numpy": lambda: nps.loss_grad(ws, 0.1)}
+    times = {k: [] for k in cases}
+    for fn in cases.values():
+        fn()
+    for _ in range(15):
+        for k, fn in cases.items():
+            t = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t)
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    print("CSR loss+grad, interleaved medians of 15: " + ", ".join(f"{k} {v*1e3:.1f} ms" for k, v in med.items()))
+    print(f"  numba(1 thread)/spmv = {med['numba-1thread']/med['spmv']:.2f}, numba(2)/spmv = "
+          f"{med['numba-2threads']/med['spmv']:.2f}, numpy/numba(best) = "
+          f"{med['numpy']/min(med['numba-1thread'], med['numba-2threads']):.2f}x")
+
+    X, y = _logistic_data(200_000, 100)
+    fits = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for backend in ("numba", "numpy"):
+            fits[backend] = tikhon.LogisticRegression(solver="gd", backend=backend, max_iter=30,
+                                                      learning_rate=1.0, tol=1e-12)
+            fits[backend].fit(X[:1000], y[:1000])
+        gd_times = {k: [] for k in fits}
+        for _ in range(3):
+            for k, model in fits.items():
+                t = time.perf_counter()
+                model.fit(X, y)
+                gd_times[k].append(time.perf_counter() - t)
+    med = {k: float(np.median(v)) for k, v in gd_times.items()}
+    print(f"GD 200000x100, 30 epochs, whole fit, interleaved medians of 3: numpy {med['numpy']:.2f}s, numba "
+          f"{med['numba']:.2f}s -> numpy/numba = {med['numpy']/med['numba']:.2f}x")
+
+
 def _reference_optimum(X, y, C):
     """P* to ~1e-12 relative: tikhon newton at a very tight tolerance."""
     import tikhon
@@ -224,5 +279,5 @@ if __name__ == "__main__":
     parts = args or ["p1", "gd", "p2", "cold"]
     print(f"numba report: {os.cpu_count()} cpus, NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS', 'default')}")
     for part in parts:
-        {"p1": p1, "gd": gd, "p2": p2, "cold": cold}[part](**({} if part == "cold" else {"quick": quick}))
+        {"p1": p1, "gd": gd, "p2": p2, "cold": cold, "interleaved": interleaved}[part](**({} if part == "cold" else {"quick": quick}))
         sys.stdout.flush()
