@@ -347,3 +347,21 @@ def test_missing_extension_names_the_fix(monkeypatch):
         tikhon.LogisticRegression(backend="cython", solver="dual_cd").fit(X, y)
     # auto falls back to Newton-CG on another backend
     assert tikhon.LogisticRegression(tol=1e-4).fit(X, y).solver_ == "newton"
+
+
+# ---- LIBLINEAR's switch to Newton at large C ----
+def test_newton_finish_after_300_passes_and_pure_dual_cd():
+    from tikhon.solvers import Problem, run
+
+    X, y = dataset("a9a5k")
+    obj = Objective("logistic", 1 / 100.0, True)
+    be = get_backend("cython", X, loop="dual_cd")(X, y, np.ones(len(y)), obj.pointwise)
+    theta0 = np.zeros(obj.n_params(X.shape[1]))
+    finished = run("dual_cd", obj, be, theta0, 1e-9, 100_000)
+    assert finished.converged and "Newton-CG" in finished.message and finished.certificate <= 1e-9
+    pure = run("dual_cd", obj, be, theta0, 1e-7, 100_000, newton_after=None)
+    assert pure.converged and "Newton-CG" not in pure.message and pure.n_iter > 300
+    best = newton_optimum("a9a5k", 100.0, True, False)
+    for result in (finished, pure):
+        assert (result.objective - best) / best <= result.certificate + 1e-13
+    assert Problem(obj, be).duality_gap(pure.theta)[2] >= 0
