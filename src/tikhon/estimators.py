@@ -4,14 +4,18 @@ Both estimators solve ``P(w, b) = sum_i s_i loss(y_i, x_i w + b) + lam / 2 ||w||
 (see :mod:`tikhon.objective`), the problem of scikit-learn's ``LogisticRegression(C)``
 (``lam = 1 / C``) and ``Ridge(alpha)`` (``lam = alpha``).
 
-Input: dense arrays (C or F order, memory-mapped or not) and CSR matrices are used
-in place in float32 or float64. Other numeric dtypes (integers, bool, float16) are
-converted to float64, and other sparse formats to CSR: that conversion is a copy.
-Object, string and complex data are refused.
+Input (the rules live in :mod:`tikhon._validation`): dense arrays (C or F order,
+strided, memory-mapped, read-only or not) and CSR matrices are used in place in
+float32 or float64. Other numeric dtypes (integers, bool, float16) and object arrays
+of numbers are converted to float64, and other sparse formats to CSR: that conversion
+is a copy. Complex data, strings, NaN and infinity are refused with ``ValueError``,
+as are empty inputs, broken CSR structure (an index past ``n_features``, a decreasing
+``indptr``) and magnitudes above ``1e50``. CSR duplicates mean their sum (copied once
+to merge them); unsorted indices and explicit zeros are used as they are. ``X``, ``y``
+and ``sample_weight`` are never written to.
 """
 from __future__ import annotations
 
-import numbers
 import warnings
 
 import numpy as np
@@ -19,9 +23,9 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.class_weight import compute_class_weight
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
+from . import _validation as V
 from . import solvers
 from ._config import resolve_backend
 from .backends import get_backend
@@ -30,11 +34,7 @@ from .objective import Objective
 __all__ = ["LogisticRegression", "Ridge"]
 
 
-def _positive(name, value, integer=False):
-    kind = numbers.Integral if integer else numbers.Real
-    if isinstance(value, bool) or not isinstance(value, kind) or not np.isfinite(value) or value <= 0:
-        what = "a positive integer" if integer else "a finite positive number"
-        raise ValueError(f"{name} must be {what}, got {value!r}")
+_positive = V.positive  # checks of hyperparameters live in tikhon._validation
 
 
 class _L2LinearModel(BaseEstimator):
@@ -49,8 +49,26 @@ class _L2LinearModel(BaseEstimator):
         kwargs = dict(accept_sparse="csr", dtype=[np.float64, np.float32], order=None,
                       accept_large_sparse=True, reset=reset)
         if y is None:
-            return validate_data(self, X, **kwargs)
-        return validate_data(self, X, y, y_numeric=self._loss == "squared", **kwargs)
+            X = validate_data(self, X, **kwargs)
+        else:
+            X, y = validate_data(self, X, y, y_numeric=self._loss == "squared", **kwargs)
+        if sp.issparse(X):  # kernels index with it: a broken structure would read out of bounds
+            X = V.check_csr_structure(X)
+        if reset:  # fitting: values the float64 solvers can square
+            V.check_magnitude("X", X.data[:X.indptr[-1]] if sp.issparse(X) else X)
+            if y is not None and self._loss == "squared":
+                V.check_magnitude("y", y)
+        return X if y is None else (X, y)
+
+    def _check_params(self):
+        """Hyperparameters, checked before any data is touched (see :mod:`tikhon._validation`)."""
+        self._lam()
+        _positive("tol", self.tol)
+        _positive("max_iter", self.max_iter, integer=True)
+        _positive("learning_rate", self.learning_rate, allow_none=True)
+        _positive("batch_size", self.batch_size, integer=True)
+        V.check_bool("fit_intercept", self.fit_intercept)
+        V.check_random_state_param(self.random_state)
 
     def _fit(self, X, y_signed, sample_weight):
         """Solve for ``(w, b)`` given validated ``X``, float64 targets and weights."""
@@ -93,12 +111,16 @@ class _L2LinearModel(BaseEstimator):
                 "random_state": self.random_state}
 
     def _check_weights(self, sample_weight, X):
-        s = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
-        if not np.all(np.isfinite(s)):
-            raise ValueError("sample_weight contains NaN or infinity")
-        if s.sum() <= 0:
-            raise ValueError("sample_weight sums to zero: there is nothing to fit")
-        return s
+        """A fresh float64 copy of the checked weights (never the caller's array)."""
+        return V.check_sample_weight(sample_weight, X)
+
+    def save(self, path):
+        """Write this fitted model to ``path`` without pickle: a ZIP (``.npz``) of JSON
+        metadata with a format version and ``.npy`` arrays (see :mod:`tikhon._io`).
+        Read it back with :func:`tikhon.load`. Returns the path written."""
+        from ._io import save_model
+
+        return save_model(self, path)
 
     def _margins(self, X):
         check_is_fitted(self)
@@ -185,22 +207,18 @@ class LogisticRegression(ClassifierMixin, _L2LinearModel):
 
     def fit(self, X, y, sample_weight=None):
         """Fit on ``X`` (n_samples, n_features) and two-class labels ``y``."""
+        self._check_params()
         X, y = self._validate_X(X, reset=True, y=y)
-        check_classification_targets(y)
-        classes, y_index = np.unique(y, return_inverse=True)
-        if classes.size < 2:
-            raise ValueError(f"LogisticRegression needs samples of two classes; got only class {classes[0]!r}")
-        if classes.size > 2:
-            raise ValueError(
-                f"tikhon.LogisticRegression is binary; got {classes.size} classes "
-                "(multinomial regression is not implemented yet)"
-            )
+        classes, y_index = V.check_binary_labels(y)
         s = self._check_weights(sample_weight, X)
         if self.class_weight is not None:
-            per_class = compute_class_weight(self.class_weight, classes=classes, y=y)
+            per_class = np.asarray(compute_class_weight(self.class_weight, classes=classes, y=y), dtype=float)
+            if not np.all(np.isfinite(per_class) & (per_class >= 0)):
+                raise ValueError(f"class_weight must give finite non-negative weights, got {self.class_weight!r}")
             s = s * per_class[y_index]
             if s.sum() <= 0:
                 raise ValueError("class_weight and sample_weight leave no positive weight")
+        V.check_class_balance(classes, y_index, s)
         y_signed = np.where(y_index == 1, 1.0, -1.0)
         self.classes_ = classes
         w, b = self._fit(X, y_signed, s)
@@ -261,9 +279,10 @@ class Ridge(RegressorMixin, _L2LinearModel):
 
     def fit(self, X, y, sample_weight=None):
         """Fit on ``X`` (n_samples, n_features) and real targets ``y`` (n_samples,)."""
+        self._check_params()
         X, y = self._validate_X(X, reset=True, y=y)
         s = self._check_weights(sample_weight, X)
-        w, b = self._fit(X, np.asarray(y, dtype=np.float64), s)
+        w, b = self._fit(X, np.array(y, dtype=np.float64), s)  # a copy: solvers never see the caller's y
         self.coef_ = w
         self.intercept_ = b
         return self

@@ -1,0 +1,176 @@
+"""Input validation for the estimators: what tikhon accepts, converts, or refuses.
+
+One place decides it, so that every backend sees the same, checked input:
+
+* ``X``: dense arrays (C or F order, strided views, memory maps, read-only or not)
+  and CSR matrices/arrays in float32 or float64 are used **in place** (no copy).
+  Integer, bool and float16 data, and object arrays holding numbers, are converted
+  to float64 (a copy); other sparse formats to CSR (a copy). Complex data, strings,
+  NaN and infinity are refused with ``ValueError``; so are empty inputs (0 rows or
+  0 features) and arrays that are not 2-D.
+* CSR structure is checked in O(nnz) without copying: ``indptr`` of length
+  ``n_samples + 1``, starting at 0, non-decreasing, ending within ``data``; every
+  column index in ``[0, n_features)``. A broken structure is a ``ValueError``
+  (the kernels would otherwise read out of bounds). Unsorted indices, explicit
+  zeros and empty rows are valid and used as they are. Duplicate entries mean
+  their sum (scipy's meaning): such a matrix is copied once with its duplicates
+  summed, so that every kernel (row norms included) sees one entry per column.
+  Index arrays of two different integer types are copied to int64.
+* ``y``: 1-D, finite. Logistic regression needs exactly two classes carrying
+  positive weight; ridge needs real numbers.
+* ``sample_weight``: ``None``, a scalar or a 1-D array of ``n_samples`` finite,
+  non-negative numbers with a positive, finite sum; always copied to a fresh
+  float64 array, so nothing downstream can write into the caller's array.
+* Magnitudes: features, ridge targets and weights must be at most ``1e50`` in
+  absolute value (``MAX_MAGNITUDE``; checked when fitting, O(nnz)); beyond, squares
+  of products overflow float64, so such data is refused with a request to rescale.
+* Hyperparameters: ``C``, ``alpha``, ``tol``, ``learning_rate`` finite and > 0;
+  ``max_iter``, ``batch_size`` positive integers; ``fit_intercept`` a bool.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["MAX_MAGNITUDE", "check_binary_labels", "check_bool", "check_class_balance", "check_csr_structure",
+           "check_magnitude", "check_random_state_param", "check_sample_weight", "positive"]
+
+
+def positive(name, value, integer=False, allow_none=False):
+    """Raise ``ValueError`` unless ``value`` is a finite positive number (or integer)."""
+    if allow_none and value is None:
+        return
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind) or not np.isfinite(value) or value <= 0:
+        what = "a positive integer" if integer else "a finite positive number"
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+
+
+def check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
+def check_random_state_param(value):
+    """``random_state`` is ``None`` or a non-negative integer (fits are repeatable)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"random_state must be None or a non-negative integer, got {value!r}")
+
+
+def check_csr_structure(X):
+    """Check a CSR matrix's arrays (see the module docstring); returns ``X`` itself, or a
+    copy when its duplicates had to be summed or its index types unified."""
+    n, d = X.shape
+    indptr, indices, data = X.indptr, X.indices, X.data
+    for name, arr in (("indices", indices), ("indptr", indptr)):
+        if arr.ndim != 1 or arr.dtype.kind not in "iu":
+            raise ValueError(f"CSR {name} must be a 1-D integer array, got {arr.dtype} of shape {arr.shape}")
+    if data.ndim != 1:
+        raise ValueError(f"CSR data must be 1-D, got shape {data.shape}")
+    if indptr.shape[0] != n + 1:
+        raise ValueError(f"CSR indptr has {indptr.shape[0]} entries; {n} rows need {n + 1}")
+    if indptr[0] != 0:
+        raise ValueError(f"CSR indptr must start at 0, got {indptr[0]}")
+    nnz = int(indptr[-1])
+    if nnz > min(indices.shape[0], data.shape[0]):
+        raise ValueError(f"CSR indptr ends at {nnz} but data has {data.shape[0]} and "
+                         f"indices {indices.shape[0]} entries")
+    steps = np.diff(indptr)
+    if np.any(steps < 0):
+        row = int(np.argmax(steps < 0))
+        raise ValueError(f"CSR indptr must be non-decreasing; it decreases at row {row}")
+    if nnz:
+        cols = indices[:nnz]
+        lo, hi = cols.min(), cols.max()
+        if lo < 0 or hi >= d:
+            bad = int(np.argmax((cols < 0) | (cols >= d)))
+            row = int(np.searchsorted(indptr, bad, side="right")) - 1
+            raise ValueError(f"CSR column index {int(cols[bad])} in row {row} is out of range "
+                             f"[0, {d}) for a matrix of {d} features")
+    if indices.dtype != indptr.dtype or indices.dtype not in (np.int32, np.int64):
+        # the compiled kernels take one signed index type for both arrays
+        X = X.copy()
+        X.indices = X.indices.astype(np.int64)
+        X.indptr = X.indptr.astype(np.int64)
+    if not X.has_canonical_format and _has_duplicates(X):
+        X = X.copy()  # never sum into the caller's arrays
+        X.sum_duplicates()
+    return X
+
+
+def _has_duplicates(X):
+    """Whether some row repeats a column index (O(nnz); no copy of X)."""
+    nnz = X.indptr[-1]
+    if nnz < 2:
+        return False
+    rows = np.repeat(np.arange(X.shape[0], dtype=np.int64), np.diff(X.indptr))
+    keys = rows * X.shape[1] + X.indices[:nnz]
+    if X.has_sorted_indices:
+        return bool(np.any(np.diff(keys) == 0))
+    return np.unique(keys).size != keys.size
+
+
+def check_sample_weight(sample_weight, X):
+    """A fresh float64 array of ``n_samples`` checked weights (see the module docstring)."""
+    from sklearn.utils.validation import _check_sample_weight
+
+    s = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True,
+                             copy=True, allow_all_zero_weights=True)
+    if not np.all(np.isfinite(s)):
+        raise ValueError("sample_weight contains NaN or infinity")
+    check_magnitude("sample_weight", s)
+    total = float(s.sum())
+    if not total > 0:
+        raise ValueError("sample_weight sums to zero: there is nothing to fit")
+    if not np.isfinite(total):
+        raise ValueError(f"sample_weight sums to {total}: rescale the weights")
+    return np.array(s, dtype=np.float64, order="C", copy=True)  # never the caller's array
+
+
+def check_binary_labels(y, name="LogisticRegression"):
+    """``(classes, y_index)`` for two-class labels; both classes need positive weight."""
+    from sklearn.utils.multiclass import check_classification_targets
+
+    check_classification_targets(y)
+    try:
+        classes, y_index = np.unique(y, return_inverse=True)
+    except TypeError as exc:  # e.g. a mix of strings and numbers
+        raise ValueError(f"labels y cannot be ordered: {exc}") from None
+    if classes.size < 2:
+        raise ValueError(f"{name} needs samples of two classes; got only class {_label(classes[0])}")
+    if classes.size > 2:
+        raise ValueError(f"tikhon.{name} is binary; got {classes.size} classes "
+                         "(multinomial regression is not implemented yet)")
+    return classes, y_index.reshape(-1)
+
+
+def check_class_balance(classes, y_index, s):
+    """Refuse weights that leave one class with no weight: then no minimizer exists
+    (the unpenalized intercept runs off to infinity)."""
+    for k in (0, 1):
+        if not np.any(s[y_index == k] > 0):
+            raise ValueError(f"every sample of class {_label(classes[k])} has zero weight: "
+                             "the model would see a single class")
+
+
+def _label(value):
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+# Largest magnitude of features, targets and weights that the float64 solvers take:
+# beyond it squares of products (Hessian products, gradient norms) can overflow.
+MAX_MAGNITUDE = 1e50
+
+
+def check_magnitude(name, values):
+    """Refuse ``|values| > MAX_MAGNITUDE`` (two reductions, no copy of ``values``)."""
+    if values.size == 0:
+        return
+    top = max(float(np.max(values)), -float(np.min(values)))
+    if top > MAX_MAGNITUDE:
+        raise ValueError(f"{name} has values of magnitude {top:.3g}, beyond the {MAX_MAGNITUDE:g} tikhon "
+                         f"supports (squares would overflow float64): rescale {name}")
