@@ -8,6 +8,7 @@
 """
 from . import datasets
 from ._config import config_context, get_config, set_config
+from ._io import load_model as load
 from .backends import BackendUnavailableError, available_backends, backend_names
 from .estimators import LogisticRegression, Ridge
 from .objective import Objective
@@ -25,5 +26,6 @@ __all__ = [
     "config_context",
     "datasets",
     "get_config",
+    "load",
     "set_config",
 ]
