@@ -10,16 +10,21 @@ from . import datasets
 from ._config import config_context, get_config, set_config
 from ._io import load_model as load
 from .backends import BackendUnavailableError, available_backends, backend_names
+from .cv import LogisticRegressionCV, RidgeCV
 from .estimators import LogisticRegression, Ridge
 from .objective import Objective
+from .path import PathResult, regularization_path
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BackendUnavailableError",
     "LogisticRegression",
+    "LogisticRegressionCV",
     "Objective",
+    "PathResult",
     "Ridge",
+    "RidgeCV",
     "__version__",
     "available_backends",
     "backend_names",
@@ -27,5 +32,6 @@ __all__ = [
     "datasets",
     "get_config",
     "load",
+    "regularization_path",
     "set_config",
 ]

@@ -1,0 +1,314 @@
+"""Cross-validated estimators: choose ``C`` / ``alpha`` over a warm-started path, then refit.
+
+:class:`LogisticRegressionCV` makes the choice of scikit-learn's
+``LogisticRegressionCV(l1_ratios=(0,))`` on the same folds: ``StratifiedKFold(5)`` by
+default (``cv`` an int or a splitter, resolved by ``sklearn.model_selection.check_cv``),
+``scoring=None`` is accuracy (weighted by the test rows' ``sample_weight``, as
+scikit-learn), the chosen ``C_`` maximizes the score summed over folds (the first
+such grid value), and the model is refit on all data at ``C_``, started from the
+folds' mean solution.
+
+:class:`RidgeCV` makes the choice of ``sklearn.linear_model.RidgeCV``: with
+``cv=None`` the efficient leave-one-out error of the closed form (one
+eigendecomposition, :class:`tikhon.path.RidgeSpectrum`; the score is minus the
+weighted mean squared LOO residual, or ``scoring`` applied to the LOO predictions);
+with ``cv`` set, k-fold (``KFold``, unshuffled, for an int) with ``scoring=None``
+meaning R^2 — unweighted, as scikit-learn's ``GridSearchCV`` behind ``RidgeCV``.
+
+Folds run in threads (``n_jobs``): the kernels spend their time in NumPy/SciPy and
+compiled code that release the GIL. Backend choices in force (``config_context``)
+are resolved once in the caller's thread and passed to the workers explicitly.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.metrics import get_scorer
+from sklearn.model_selection import check_cv
+from sklearn.utils.class_weight import compute_class_weight
+
+from ._config import resolve_backend
+from .estimators import LogisticRegression, Ridge, _positive
+from .path import RidgeSpectrum, _grid, _solve_path, _use_eigh, _validate
+
+__all__ = ["LogisticRegressionCV", "RidgeCV"]
+
+
+def _n_workers(n_jobs, n_folds):
+    if n_jobs is None:
+        return 1
+    if n_jobs < 0:
+        n_jobs = (os.cpu_count() or 1) + 1 + n_jobs
+    return max(1, min(int(n_jobs), n_folds))
+
+
+def _map_folds(function, folds, n_jobs):
+    workers = _n_workers(n_jobs, len(folds))
+    if workers == 1:
+        return [function(fold) for fold in folds]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(function, folds))
+
+
+def _store_fit(estimator, path):
+    """Copy the refit's single-point path into the estimator's fitted attributes."""
+    estimator.coef_ = path.coefs[0].copy()
+    estimator.intercept_ = float(path.intercepts[0])
+    estimator.n_iter_ = int(path.n_iter[0])
+    estimator.converged_ = bool(path.converged[0])
+    estimator.certificate_ = float(path.certificates[0])
+    estimator.objective_ = float(path.objectives[0])
+    estimator.duality_gap_ = float(path.duality_gaps[0])
+    estimator.history_ = path.histories[0]
+    estimator.backend_ = path.backend
+    estimator.solver_ = path.solver if path.solver is not None else path.method
+
+
+class _Identity(RegressorMixin, BaseEstimator):
+    """Predicts its input: lets a scorer grade precomputed predictions."""
+
+    def fit(self, X, y=None):
+        return self
+
+    def predict(self, X):
+        return X
+
+
+class LogisticRegressionCV(LogisticRegression):
+    """Binary L2 logistic regression with ``C`` chosen by k-fold cross-validation.
+
+    Parameters
+    ----------
+    Cs : int or list of float, default=10
+        Grid of ``C``; an int ``k`` is ``k`` values log-spaced in [1e-4, 1e4].
+    cv : int, splitter or None, default=None
+        ``None`` is 5-fold ``StratifiedKFold``; as in scikit-learn.
+    scoring : str, callable or None, default=None
+        A scikit-learn scorer name or callable; ``None`` is accuracy.
+    refit : bool, default=True
+        Refit on all data at ``C_``; else average the folds' best solutions (``C_`` is
+        then the mean of the folds' best ``C``), as scikit-learn.
+    n_jobs : int or None
+        Threads over folds (``None``: 1, ``-1``: all cores).
+    fit_intercept, solver, backend, tol, max_iter, class_weight
+        As :class:`tikhon.LogisticRegression`; ``solver="auto"`` is Newton-CG,
+        warm-started along the path.
+
+    Attributes
+    ----------
+    Cs_ : (n_Cs,) the grid; C_ : array (1,) the chosen C (as scikit-learn)
+    scores_ : dict {classes_[1]: (n_folds, n_Cs)} validation scores (as scikit-learn);
+    cv_scores_ : the same array; train_scores_ : (n_folds, n_Cs) scores on the training folds
+    coefs_paths_ : dict {classes_[1]: (n_folds, n_Cs, n_features + fit_intercept)}
+    n_iter_ : (1, n_folds, n_Cs) solver iterations per fold and C (as scikit-learn; the
+    refit's are in ``refit_path_.n_iter``)
+    coef_ (1, n_features), intercept_ (1,), classes_, and the refit's converged_,
+    certificate_, objective_, duality_gap_, history_, backend_, solver_.
+    paths_ : the folds' :class:`tikhon.path.PathResult`
+    """
+
+    def __init__(self, *, Cs=10, fit_intercept=True, cv=None, scoring=None, solver="auto", backend=None,
+                 tol=1e-6, max_iter=1000, class_weight=None, n_jobs=None, refit=True):
+        self.Cs = Cs
+        self.fit_intercept = fit_intercept
+        self.cv = cv
+        self.scoring = scoring
+        self.solver = solver
+        self.backend = backend
+        self.tol = tol
+        self.max_iter = max_iter
+        self.class_weight = class_weight
+        self.n_jobs = n_jobs
+        self.refit = refit
+
+    def fit(self, X, y, sample_weight=None):
+        """Cross-validate over ``Cs``, then refit on all of ``X``, ``y``."""
+        X, y = self._validate_X(X, reset=True, y=y)
+        _positive("tol", self.tol)
+        _positive("max_iter", self.max_iter, integer=True)
+        X, t, s_user, classes = _validate(X, y, "logistic", sample_weight, None)
+        s = s_user
+        if self.class_weight is not None:  # on the whole y, as scikit-learn
+            index = (t > 0).astype(int)
+            s = s_user * compute_class_weight(self.class_weight, classes=classes, y=y,
+                                              sample_weight=sample_weight)[index]
+        self.classes_ = classes
+        Cs = _grid(self.Cs, "C")
+        cv = check_cv(self.cv, y, classifier=True)
+        folds = list(cv.split(X, y))
+        scorer = None if self.scoring is None else get_scorer(self.scoring)
+        backend = resolve_backend(self.backend)  # resolved here: workers do not see config_context
+        weighted = sample_weight is not None
+
+        def run_fold(fold):
+            train, test = fold
+            path = _solve_path(X[train], t[train], s[train], Cs, 1.0 / Cs, "logistic", "C",
+                               bool(self.fit_intercept), backend, self.solver, "warm_start", self.tol,
+                               self.max_iter, classes=classes)
+            sw_test = s_user[test] if weighted else None
+            sw_train = s_user[train] if weighted else None
+            return (path, self._scores(path, X[test], y[test], sw_test, scorer),
+                    self._scores(path, X[train], y[train], sw_train, scorer))
+
+        results = _map_folds(run_fold, folds, self.n_jobs)
+        self.paths_ = [r[0] for r in results]
+        self.Cs_ = Cs
+        self.cv_scores_ = np.array([r[1] for r in results])
+        self.train_scores_ = np.array([r[2] for r in results])
+        self.scores_ = {classes[1]: self.cv_scores_}
+        theta_paths = np.array([
+            np.column_stack([p.coefs, p.intercepts]) if self.fit_intercept else p.coefs
+            for p in self.paths_])
+        self.coefs_paths_ = {classes[1]: theta_paths}
+        self.n_iter_ = np.array([p.n_iter for p in self.paths_])[None, ...]
+
+        if self.refit:
+            best = int(np.argmax(self.cv_scores_.sum(axis=0)))
+            C = float(Cs[best])
+            refit = _solve_path(X, t, s, np.array([C]), np.array([1.0 / C]), "logistic", "C",
+                                bool(self.fit_intercept), backend, self.solver, "warm_start", self.tol,
+                                self.max_iter, classes=classes, theta0=theta_paths[:, best].mean(axis=0))
+            _store_fit(self, refit)
+            self.refit_path_ = refit
+            self.n_iter_ = np.array([p.n_iter for p in self.paths_])[None, ...]  # scikit-learn's shape
+        else:  # scikit-learn's refit=False: mean of each fold's best solution
+            best_each = np.argmax(self.cv_scores_, axis=1)
+            theta = np.mean([theta_paths[i, j] for i, j in enumerate(best_each)], axis=0)
+            C = float(np.mean(Cs[best_each]))
+            self.coef_ = theta[:X.shape[1]]
+            self.intercept_ = float(theta[-1]) if self.fit_intercept else 0.0
+        self.C_ = np.array([C])
+        self.coef_ = np.asarray(self.coef_).reshape(1, -1)
+        self.intercept_ = np.array([float(self.intercept_)])
+        return self
+
+    def _scores(self, path, X, y, sample_weight, scorer):
+        """One score per grid point of ``path`` on ``(X, y)``."""
+        if scorer is None:  # accuracy from all the grid's margins at once
+            predicted = self.classes_[(path.decision_function(X) > 0).astype(int)]
+            hits = predicted == np.asarray(y)[:, None]
+            if sample_weight is None:
+                return hits.mean(axis=0)
+            return (sample_weight @ hits) / sample_weight.sum()
+        scores = []
+        kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
+        for k in range(path.grid.size):
+            model = LogisticRegression(C=float(path.grid[k]), fit_intercept=self.fit_intercept)
+            model.classes_, model.n_features_in_ = self.classes_, X.shape[1]
+            model.coef_, model.intercept_ = path.coefs[k][None, :], np.array([path.intercepts[k]])
+            scores.append(scorer(model, X, y, **kwargs))
+        return np.array(scores, dtype=np.float64)
+
+
+class RidgeCV(Ridge):
+    """Ridge regression with ``alpha`` chosen by leave-one-out or k-fold cross-validation.
+
+    Parameters
+    ----------
+    alphas : int or list of float, default=(0.1, 1.0, 10.0)
+        Grid of ``alpha`` (an int ``k``: ``k`` values log-spaced in [1e-4, 1e4]).
+    cv : int, splitter or None, default=None
+        ``None``: efficient leave-one-out via one eigendecomposition (as scikit-learn's
+        ``RidgeCV``; memory ``O(n min(n, d))``). Else k-fold, as ``GridSearchCV``.
+    scoring : str, callable or None
+        ``None``: minus the (weighted) mean squared LOO error for ``cv=None``, R^2 for k-fold.
+    n_jobs : int or None
+        Threads over folds (k-fold only).
+    fit_intercept, solver, backend, tol, max_iter
+        As :class:`tikhon.Ridge`, for the k-fold paths and the refit when they are not
+        solved in closed form (``method="auto"``, see :mod:`tikhon.path`).
+
+    Attributes
+    ----------
+    alpha_, best_score_ (as scikit-learn), alphas_ (the grid), cv_scores_ (n_folds, n_alphas)
+    validation scores (one row, the LOO score, for ``cv=None``), train_scores_ (same shape,
+    on the training rows), coef_ (n_features,), intercept_ (float), cv_method_ ("loo" or
+    "kfold"), and the refit's n_iter_, converged_, certificate_, objective_, duality_gap_,
+    history_, backend_, solver_.
+    """
+
+    def __init__(self, alphas=(0.1, 1.0, 10.0), *, fit_intercept=True, cv=None, scoring=None, solver="auto",
+                 backend=None, tol=1e-6, max_iter=1000, n_jobs=None):
+        self.alphas = alphas
+        self.fit_intercept = fit_intercept
+        self.cv = cv
+        self.scoring = scoring
+        self.solver = solver
+        self.backend = backend
+        self.tol = tol
+        self.max_iter = max_iter
+        self.n_jobs = n_jobs
+
+    def fit(self, X, y, sample_weight=None):
+        """Cross-validate over ``alphas``, then store the fit at ``alpha_`` on all data."""
+        X, y = self._validate_X(X, reset=True, y=y)
+        _positive("tol", self.tol)
+        _positive("max_iter", self.max_iter, integer=True)
+        X, t, s, _ = _validate(X, y, "ridge", sample_weight, None)
+        alphas = _grid(self.alphas, "alpha")
+        self.alphas_ = alphas
+        scorer = None if self.scoring is None else get_scorer(self.scoring)
+        backend = resolve_backend(self.backend)
+        if self.cv is None:
+            self._fit_loo(X, t, s, alphas, scorer, sample_weight is not None)
+        else:
+            self._fit_kfold(X, t, s, alphas, scorer, backend)
+        best = int(np.argmax(self.cv_scores_.mean(axis=0)))  # first maximum, as scikit-learn
+        self.alpha_ = float(alphas[best])
+        self.best_score_ = float(self.cv_scores_.mean(axis=0)[best])
+        method = "eigh" if _use_eigh(X, 1) else "warm_start"
+        refit = _solve_path(X, t, s, np.array([self.alpha_]), np.array([self.alpha_]), "squared", "alpha",
+                            bool(self.fit_intercept), backend, self.solver, method, self.tol, self.max_iter)
+        _store_fit(self, refit)
+        self.refit_path_ = refit
+        return self
+
+    def _fit_loo(self, X, t, s, alphas, scorer, weighted):
+        self.cv_method_ = "loo"
+        spectrum = RidgeSpectrum(X, t, s, bool(self.fit_intercept))
+        kwargs = {"sample_weight": s} if weighted else {}
+        val, train = [], []
+        for alpha in alphas:
+            residuals, w, b = spectrum.loo_residuals(alpha)
+            fitted = np.asarray(X @ w.astype(X.dtype), dtype=np.float64).ravel() + b
+            if scorer is None:  # scikit-learn's default: minus the mean of s_i * r_i^2
+                val.append(-np.mean(s * residuals ** 2))
+                train.append(-np.mean(s * (t - fitted) ** 2))
+            else:
+                val.append(scorer(_Identity(), t - residuals, t, **kwargs))
+                train.append(scorer(_Identity(), fitted, t, **kwargs))
+        self.cv_scores_ = np.array([val], dtype=np.float64)
+        self.train_scores_ = np.array([train], dtype=np.float64)
+
+    def _fit_kfold(self, X, t, s, alphas, scorer, backend):
+        self.cv_method_ = "kfold"
+        folds = list(check_cv(self.cv, t, classifier=False).split(X, t))
+
+        def scores(path, Xp, yp):
+            if scorer is None:  # R^2 per grid point, unweighted (GridSearchCV routes no weights)
+                residual = yp[:, None] - path.decision_function(Xp)
+                total = np.sum((yp - yp.mean()) ** 2)
+                return 1.0 - np.sum(residual ** 2, axis=0) / total
+            out = []
+            for k in range(path.grid.size):
+                model = Ridge(alpha=float(path.grid[k]), fit_intercept=self.fit_intercept)
+                model.n_features_in_ = Xp.shape[1]
+                model.coef_, model.intercept_ = path.coefs[k], float(path.intercepts[k])
+                out.append(scorer(model, Xp, yp))
+            return np.array(out, dtype=np.float64)
+
+        def run_fold(fold):
+            train, test = fold
+            path = _solve_path(X[train], t[train], s[train], alphas, alphas, "squared", "alpha",
+                               bool(self.fit_intercept), backend, self.solver,
+                               "eigh" if _use_eigh(X[train], alphas.size) else "warm_start",
+                               self.tol, self.max_iter)
+            return path, scores(path, X[test], t[test]), scores(path, X[train], t[train])
+
+        results = _map_folds(run_fold, folds, self.n_jobs)
+        self.paths_ = [r[0] for r in results]
+        self.cv_scores_ = np.array([r[1] for r in results])
+        self.train_scores_ = np.array([r[2] for r in results])

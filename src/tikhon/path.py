@@ -1,0 +1,375 @@
+"""Regularization paths: the solutions of one problem over a grid of penalty strengths.
+
+``regularization_path(X, y, Cs=...)`` (logistic) or ``regularization_path(X, y,
+alphas=..., model="ridge")`` solves ``P(w, b) = sum_i s_i loss(y_i, x_i w + b) +
+lam / 2 ||w||^2`` (see :mod:`tikhon.objective`) for every grid value, ``lam = 1 / C``
+or ``lam = alpha``.
+
+Two methods:
+
+* ``"warm_start"``: one backend is built for the data (backends depend on the loss
+  only, not on ``lam``) and serves every grid point; points are solved from the
+  strongest penalty to the weakest, each started from its neighbour's solution (the
+  first from ``w = 0`` and the best constant intercept). Solutions near each other
+  make Newton converge in a few steps. ``solver="auto"`` is Newton-CG here, not dual
+  CD: dual CD starts from its own dual point (it cannot use a primal warm start) and
+  stops on a duality gap rather than the gradient test.
+* ``"eigh"`` (ridge only): one symmetric eigendecomposition of the weighted, centred
+  Gram matrix of the smaller side (``X^T S X`` when ``n >= d``, ``X X^T`` otherwise;
+  ``S`` the sample weights, centring by the weighted means handles the intercept, the
+  weights enter as ``sqrt(s)`` row scalings) gives every grid point in closed form.
+  ``method="auto"`` uses it when its cost, about ``nnz * k + k^3`` with
+  ``k = min(n, d)``, is below that of ``100`` passes over X per grid point; each
+  closed-form point is then certified like any fit (and polished by Newton in the rare
+  case its gradient test misses ``tol``).
+
+Every point reports its objective ``P``, iterations, the stopping certificate
+(``||grad P||_inf / m``) and the relative duality gap.
+"""
+from __future__ import annotations
+
+import numbers
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_sample_weight, check_array, check_consistent_length
+
+from . import solvers
+from ._config import resolve_backend
+from .backends import get_backend
+from .estimators import _positive
+from .objective import Objective
+from .solvers import Problem
+
+__all__ = ["PathResult", "regularization_path", "default_grid"]
+
+_MODELS = {"logistic": ("logistic", "C"), "ridge": ("squared", "alpha")}
+
+
+def default_grid(n):
+    """``n`` values log-spaced in ``[1e-4, 1e4]`` (scikit-learn's ``Cs=n``)."""
+    return np.logspace(-4, 4, int(n))
+
+
+@dataclass
+class PathResult:
+    """Solutions over a grid, in the order the grid was given.
+
+    Attributes
+    ----------
+    model : "logistic" or "ridge"
+    param_name : "C" or "alpha"
+    grid : (n_grid,) the C or alpha values; ``lams`` the penalties ``1 / C`` or ``alpha``
+    coefs : (n_grid, n_features); intercepts : (n_grid,)
+    objectives : ``P`` at each solution
+    n_iter : solver iterations per point (0 for the closed form)
+    certificates : ``||grad P||_inf / m`` per point (``criterion`` names it)
+    duality_gaps : relative duality gap per point (a bound on the relative suboptimality)
+    converged : bool per point; seconds : wall time per point
+    method : "warm_start" or "eigh"; solver, backend : what ran (solver ``None`` for eigh)
+    decomposition_seconds : time of the eigendecomposition (0 for warm starts)
+    classes : the two labels (logistic), ``classes[1]`` is the positive class
+    histories : per point, the solver's (seconds, objective) records (empty for eigh)
+    """
+
+    model: str
+    param_name: str
+    grid: np.ndarray
+    lams: np.ndarray
+    coefs: np.ndarray
+    intercepts: np.ndarray
+    objectives: np.ndarray
+    n_iter: np.ndarray
+    certificates: np.ndarray
+    duality_gaps: np.ndarray
+    converged: np.ndarray
+    seconds: np.ndarray
+    criterion: str
+    method: str
+    solver: str | None
+    backend: str
+    decomposition_seconds: float = 0.0
+    classes: np.ndarray | None = None
+    histories: list | None = None
+
+    @property
+    def total_seconds(self):
+        return float(self.decomposition_seconds + self.seconds.sum())
+
+    def decision_function(self, X):
+        """Margins ``X w_k + b_k`` for every grid point: shape (n_samples, n_grid)."""
+        Z = X @ self.coefs.T.astype(X.dtype, copy=False)
+        return np.asarray(Z, dtype=np.float64) + self.intercepts
+
+
+# ---------------------------------------------------------------- validation
+def _validate(X, y, model, sample_weight, class_weight):
+    """``(X, targets, weights, classes)``: X as the estimators accept it, targets
+    as +-1 (logistic) or float64 (ridge), weights times class weights."""
+    X = check_array(X, accept_sparse="csr", dtype=[np.float64, np.float32], order=None,
+                    accept_large_sparse=True)
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y.ravel()
+    if y.ndim != 1:
+        raise ValueError(f"y must be one-dimensional, got shape {y.shape}")
+    check_consistent_length(X, y)
+    s = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+    if not np.all(np.isfinite(s)) or s.sum() <= 0:
+        raise ValueError("sample_weight must be finite with a positive sum")
+    if model == "ridge":
+        if class_weight is not None:
+            raise ValueError("class_weight applies to logistic regression only")
+        t = np.asarray(y, dtype=np.float64)
+        if not np.all(np.isfinite(t)):
+            raise ValueError("y contains NaN or infinity")
+        return X, t, s, None
+    check_classification_targets(y)
+    classes, index = np.unique(y, return_inverse=True)
+    if classes.size != 2:
+        raise ValueError(f"logistic regression paths need exactly two classes, got {classes.size}")
+    if class_weight is not None:
+        s = s * compute_class_weight(class_weight, classes=classes, y=y)[index]
+    return X, np.where(index == 1, 1.0, -1.0), s, classes
+
+
+def _grid(values, name):
+    if values is None:
+        values = 10
+    if isinstance(values, numbers.Integral) and not isinstance(values, (bool, np.bool_)):
+        _positive(f"{name}s (a number of grid values)", int(values), integer=True)
+        return default_grid(values)
+    grid = np.atleast_1d(np.asarray(values, dtype=np.float64))
+    if grid.ndim != 1 or grid.size == 0:
+        raise ValueError(f"{name}s must be a positive integer or a non-empty 1-D list of values")
+    for v in grid:
+        _positive(name, float(v))
+    return grid
+
+
+def _use_eigh(X, n_grid):
+    """The ``method="auto"`` rule for ridge (see the module docstring)."""
+    n, d = X.shape
+    k = min(n, d)
+    work = X.nnz if sp.issparse(X) else n * d
+    return work * k + k ** 3 <= n_grid * 100 * 2 * work
+
+
+# ---------------------------------------------------------------- the public function
+def regularization_path(X, y, Cs=None, *, alphas=None, model="logistic", backend=None, solver="auto",
+                        method="auto", tol=1e-6, max_iter=1000, sample_weight=None, class_weight=None,
+                        fit_intercept=True):
+    """Solve one L2-regularized problem over a grid of ``C`` (logistic) or ``alpha`` (ridge).
+
+    Parameters
+    ----------
+    X : array or CSR matrix (n_samples, n_features), float32 or float64 (used in place)
+    y : two-class labels (logistic) or real targets (ridge)
+    Cs : int or list of float, logistic only
+        Grid of ``C``; an int ``k`` means ``k`` values log-spaced in [1e-4, 1e4]
+        (default 10), as scikit-learn's ``LogisticRegressionCV``.
+    alphas : int or list of float, ridge only (same convention)
+    model : {"logistic", "ridge"}
+    backend, solver, tol, max_iter : as for :class:`tikhon.LogisticRegression`;
+        ``solver="auto"`` is ``newton`` (warm-startable).
+    method : {"auto", "warm_start", "eigh"}
+        ``eigh`` (ridge only): one eigendecomposition for the whole path.
+    sample_weight, class_weight (logistic), fit_intercept : as for the estimators.
+
+    Returns
+    -------
+    PathResult
+    """
+    if model not in _MODELS:
+        raise ValueError(f"unknown model {model!r}; expected 'logistic' or 'ridge'")
+    loss, name = _MODELS[model]
+    if model == "logistic":
+        if alphas is not None:
+            raise ValueError("alphas is the ridge grid; pass Cs for model='logistic'")
+        grid = _grid(Cs, "C")
+        lams = 1.0 / grid
+    else:
+        if Cs is not None:
+            raise ValueError("Cs is the logistic grid; pass alphas for model='ridge'")
+        grid = _grid(alphas, "alpha")
+        lams = grid.copy()
+    if method not in ("auto", "warm_start", "eigh"):
+        raise ValueError(f"unknown method {method!r}; expected 'auto', 'warm_start' or 'eigh'")
+    if method == "eigh" and model != "ridge":
+        raise ValueError("method='eigh' is the closed form of ridge; logistic paths use warm starts")
+    _positive("tol", tol)
+    _positive("max_iter", max_iter, integer=True)
+    X, t, s, classes = _validate(X, y, model, sample_weight, class_weight)
+    if method == "auto":
+        method = "eigh" if model == "ridge" and _use_eigh(X, grid.size) else "warm_start"
+    return _solve_path(X, t, s, grid, lams, loss, name, bool(fit_intercept), backend, solver, method,
+                       tol, max_iter, classes, model)
+
+
+def _solve_path(X, t, s, grid, lams, loss, name, fit_intercept, backend, solver, method, tol,
+                max_iter, classes=None, model=None, theta0=None):
+    """The path on validated data (the CV estimators call this per fold and to refit;
+    ``theta0``, if given, starts the first warm-started point)."""
+    model = model or ("logistic" if loss == "logistic" else "ridge")
+    backend_name = resolve_backend(backend)
+    solver = "newton" if solver == "auto" else solvers.choose_solver(solver, loss, X, backend_name)
+    loop = solver if solver in solvers.BACKEND_LOOPS else None
+    backend_cls = get_backend(backend_name, X, loop=loop)
+    be = backend_cls(X, t, s, Objective(loss, 1.0, fit_intercept).pointwise)
+
+    n_grid, d = grid.size, X.shape[1]
+    out = dict(coefs=np.zeros((n_grid, d)), intercepts=np.zeros(n_grid), objectives=np.zeros(n_grid),
+               n_iter=np.zeros(n_grid, dtype=int), certificates=np.zeros(n_grid),
+               duality_gaps=np.zeros(n_grid), converged=np.zeros(n_grid, dtype=bool),
+               seconds=np.zeros(n_grid))
+    order = np.argsort(-lams, kind="stable")  # strongest penalty first
+    decomposition_seconds = 0.0
+    if method == "eigh":
+        t0 = time.perf_counter()
+        spectral = RidgeSpectrum(X, t, s, fit_intercept)
+        decomposition_seconds = time.perf_counter() - t0
+    theta = None if theta0 is None else np.asarray(theta0, dtype=np.float64)
+    failed, histories = [], [None] * n_grid
+    for k in order:
+        objective = Objective(loss, float(lams[k]), fit_intercept)
+        t0 = time.perf_counter()
+        if method == "eigh":
+            w, b = spectral.solve(lams[k])
+            theta = objective.join(w, b)
+            problem = Problem(objective, be)
+            cert = problem.certificate(problem.value_grad(theta)[1])
+            if cert <= tol:
+                gap_p, _, gap = problem.duality_gap(theta)
+                result = solvers.FitResult(theta, 0, True, cert, "grad_inf/m", objective=gap_p,
+                                           relative_gap=gap)
+            else:  # rounding in an ill-conditioned decomposition: polish by Newton
+                result = solvers.run("newton", objective, be, theta, tol, max_iter)
+        else:
+            if theta is None:
+                theta = np.zeros(objective.n_params(d))
+                if fit_intercept:
+                    theta[-1] = objective.best_intercept(np.zeros(X.shape[0]), t, s)
+            result = solvers.run(solver, objective, be, theta, tol, max_iter)
+        out["seconds"][k] = time.perf_counter() - t0
+        theta = result.theta
+        w, b = objective.split(theta)
+        out["coefs"][k], out["intercepts"][k] = w, b
+        out["objectives"][k], out["n_iter"][k] = result.objective, result.n_iter
+        out["certificates"][k], out["duality_gaps"][k] = result.certificate, result.relative_gap
+        out["converged"][k] = result.converged
+        histories[k] = result.history
+        criterion = result.criterion
+        if not result.converged:
+            failed.append(f"{name}={grid[k]:g} ({result.criterion} {result.certificate:.3g})")
+    if failed:
+        warnings.warn(f"tikhon path: {len(failed)} of {n_grid} grid points did not reach tol={tol:g} "
+                      f"within max_iter={max_iter}: {', '.join(failed)}", ConvergenceWarning, stacklevel=3)
+    return PathResult(model=model, param_name=name, grid=grid, lams=lams, criterion=criterion, method=method,
+                      solver=None if method == "eigh" else solver, backend=backend_cls.name,
+                      decomposition_seconds=decomposition_seconds, classes=classes, histories=histories, **out)
+
+
+# ---------------------------------------------------------------- ridge in closed form
+class RidgeSpectrum:
+    """One eigendecomposition for every ridge penalty (and leave-one-out errors).
+
+    With weighted means ``xbar = X^T s / m``, ``ybar = s . y / m`` (zero without an
+    intercept) the weighted, centred problem is plain ridge on ``Xc = sqrt(S)(X - 1 xbar^T)``
+    and ``yc = sqrt(S)(y - ybar)``; ``b = ybar - xbar . w``. The smaller Gram matrix is
+    decomposed: ``Xc^T Xc = V diag(e) V^T`` (``n >= d``, then ``w = V (V^T Xc^T yc) / (e + lam)``)
+    or ``Xc Xc^T = U diag(e) U^T`` (``n < d``, then ``w = Xc^T U (U^T yc) / (e + lam)``).
+    Sparse X is never densified or centred: the centring enters as rank-one corrections.
+    Memory: the ``k x k`` Gram (``k = min(n, d)``), plus ``n x k`` for leave-one-out.
+    """
+
+    def __init__(self, X, y, s, fit_intercept=True):
+        self.X, self.y, self.s = X, np.asarray(y, dtype=np.float64), np.asarray(s, dtype=np.float64)
+        n, d = X.shape
+        m = self.s.sum()
+        self.sw = np.sqrt(self.s)
+        self.fit_intercept = fit_intercept
+        if fit_intercept:
+            self.xbar = np.asarray(X.T @ self.s.astype(X.dtype), dtype=np.float64).ravel() / m
+            self.ybar = float(np.dot(self.s, self.y) / m)
+        else:
+            self.xbar, self.ybar = np.zeros(d), 0.0
+        self.yc = self.sw * (self.y - self.ybar)
+        self.wide = n < d
+        if self.wide:
+            K = self._gram_rows()
+            self.e, self.U = np.linalg.eigh(K)
+            self.Uyc = self.U.T @ self.yc
+        else:
+            G = self._gram_cols()
+            self.e, self.V = np.linalg.eigh(G)
+            self.Vb = self.V.T @ self._rmatvec_c(self.yc)
+        np.maximum(self.e, 0.0, out=self.e)  # rounding can make a zero eigenvalue negative
+        self._A = None
+
+    # Xc v and Xc^T r without forming Xc
+    def _matvec_c(self, v):
+        z = np.asarray(self.X @ v.astype(self.X.dtype), dtype=np.float64).ravel()
+        return self.sw * (z - float(np.dot(self.xbar, v)))
+
+    def _rmatvec_c(self, r):
+        u = self.sw * r
+        g = np.asarray(self.X.T @ u.astype(self.X.dtype), dtype=np.float64).ravel()
+        return g - self.xbar * u.sum()
+
+    def _gram_cols(self):
+        X = self.X
+        Xs = sp.diags(self.s) @ X if sp.issparse(X) else X * self.s[:, None].astype(X.dtype)
+        G = X.T @ Xs
+        G = G.toarray() if sp.issparse(G) else np.asarray(G)
+        G = G.astype(np.float64) - self.s.sum() * np.outer(self.xbar, self.xbar)
+        return 0.5 * (G + G.T)
+
+    def _gram_rows(self):
+        X = self.X
+        K = X @ X.T
+        K = K.toarray() if sp.issparse(K) else np.asarray(K)
+        K = K.astype(np.float64)
+        if self.fit_intercept:
+            z = np.asarray(X @ self.xbar.astype(X.dtype), dtype=np.float64).ravel()
+            K += float(np.dot(self.xbar, self.xbar)) - z[:, None] - z[None, :]
+        K *= self.sw[:, None] * self.sw[None, :]
+        return 0.5 * (K + K.T)
+
+    def solve(self, lam):
+        """``(w, b)`` for penalty ``lam``."""
+        if self.wide:
+            w = self._rmatvec_c(self.U @ (self.Uyc / (self.e + lam)))
+        else:
+            w = self.V @ (self.Vb / (self.e + lam))
+        return w, self.ybar - float(np.dot(self.xbar, w))
+
+    def loo_residuals(self, lam):
+        """Leave-one-out residuals ``y_i - yhat_(-i)`` in the data's units, and the fit ``(w, b)``.
+
+        ``yhat_(-i)`` is the prediction for row ``i`` of the weighted ridge fit without row
+        ``i``: ``(y_i - yhat_i) / (1 - h_ii)`` with ``h_ii`` the leverage of the hat matrix
+        of ``[Xc, sqrt(s)]`` (the intercept column adds ``s_i / m``)."""
+        if self._A is None:
+            # rows of the "score" matrix whose squared norms, weighted per eigenvalue, are the leverages
+            if self.wide:
+                self._A = self.U
+            else:  # Xc V, n x d
+                Z = np.asarray(self.X @ self.V.astype(self.X.dtype), dtype=np.float64)
+                self._A = self.sw[:, None] * (Z - self.xbar @ self.V)
+        A = self._A
+        if self.wide:
+            weights = self.e / (self.e + lam)
+        else:
+            weights = 1.0 / (self.e + lam)
+        h = np.einsum("ij,j,ij->i", A, weights, A)
+        if self.fit_intercept:
+            h = h + self.s / self.s.sum()
+        w, b = self.solve(lam)
+        pred = np.asarray(self.X @ w.astype(self.X.dtype), dtype=np.float64).ravel() + b
+        return (self.y - pred) / (1.0 - h), w, b
