@@ -31,7 +31,8 @@ from sklearn.model_selection import check_cv
 from sklearn.utils.class_weight import compute_class_weight
 
 from ._config import resolve_backend
-from .estimators import LogisticRegression, Ridge, _positive
+from . import _validation as V
+from .estimators import LogisticRegression, Ridge
 from .path import RidgeSpectrum, _grid, _solve_path, _use_eigh, _validate
 
 __all__ = ["LogisticRegressionCV", "RidgeCV"]
@@ -127,14 +128,16 @@ class LogisticRegressionCV(LogisticRegression):
     def fit(self, X, y, sample_weight=None):
         """Cross-validate over ``Cs``, then refit on all of ``X``, ``y``."""
         X, y = self._validate_X(X, reset=True, y=y)
-        _positive("tol", self.tol)
-        _positive("max_iter", self.max_iter, integer=True)
-        X, t, s_user, classes = _validate(X, y, "logistic", sample_weight, None)
+        V.positive("tol", self.tol)
+        V.positive("max_iter", self.max_iter, integer=True)
+        V.check_bool("fit_intercept", self.fit_intercept)
+        X, t, s_user, classes = _validate(X, y, "logistic", sample_weight, None, checked_X=True)
         s = s_user
         if self.class_weight is not None:  # on the whole y, as scikit-learn
             index = (t > 0).astype(int)
             s = s_user * compute_class_weight(self.class_weight, classes=classes, y=y,
                                               sample_weight=sample_weight)[index]
+            V.check_class_balance(classes, index, s)
         self.classes_ = classes
         Cs = _grid(self.Cs, "C")
         cv = check_cv(self.cv, y, classifier=True)
@@ -245,9 +248,10 @@ class RidgeCV(Ridge):
     def fit(self, X, y, sample_weight=None):
         """Cross-validate over ``alphas``, then store the fit at ``alpha_`` on all data."""
         X, y = self._validate_X(X, reset=True, y=y)
-        _positive("tol", self.tol)
-        _positive("max_iter", self.max_iter, integer=True)
-        X, t, s, _ = _validate(X, y, "ridge", sample_weight, None)
+        V.positive("tol", self.tol)
+        V.positive("max_iter", self.max_iter, integer=True)
+        V.check_bool("fit_intercept", self.fit_intercept)
+        X, t, s, _ = _validate(X, y, "ridge", sample_weight, None, checked_X=True)
         alphas = _grid(self.alphas, "alpha")
         self.alphas_ = alphas
         scorer = None if self.scoring is None else get_scorer(self.scoring)

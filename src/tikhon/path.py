@@ -37,13 +37,12 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.class_weight import compute_class_weight
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, check_array, check_consistent_length
+from sklearn.utils.validation import check_array, check_consistent_length
 
+from . import _validation as V
 from . import solvers
 from ._config import resolve_backend
 from .backends import get_backend
-from .estimators import _positive
 from .objective import Objective
 from .solvers import Problem
 
@@ -109,33 +108,35 @@ class PathResult:
 
 
 # ---------------------------------------------------------------- validation
-def _validate(X, y, model, sample_weight, class_weight):
-    """``(X, targets, weights, classes)``: X as the estimators accept it, targets
-    as +-1 (logistic) or float64 (ridge), weights times class weights."""
-    X = check_array(X, accept_sparse="csr", dtype=[np.float64, np.float32], order=None,
-                    accept_large_sparse=True)
+def _validate(X, y, model, sample_weight, class_weight, checked_X=False):
+    """``(X, targets, weights, classes)`` with the estimators' checks
+    (:mod:`tikhon._validation`): X as they accept it, targets as +-1 (logistic) or
+    float64 (ridge), weights (a fresh copy) times class weights."""
+    if not checked_X:
+        X = check_array(X, accept_sparse="csr", dtype=[np.float64, np.float32], order=None,
+                        accept_large_sparse=True)
+        if sp.issparse(X):
+            X = V.check_csr_structure(X)
+        V.check_magnitude("X", X.data[:X.indptr[-1]] if sp.issparse(X) else X)
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y.ravel()
     if y.ndim != 1:
         raise ValueError(f"y must be one-dimensional, got shape {y.shape}")
     check_consistent_length(X, y)
-    s = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
-    if not np.all(np.isfinite(s)) or s.sum() <= 0:
-        raise ValueError("sample_weight must be finite with a positive sum")
+    s = V.check_sample_weight(sample_weight, X)
     if model == "ridge":
         if class_weight is not None:
             raise ValueError("class_weight applies to logistic regression only")
         t = np.asarray(y, dtype=np.float64)
         if not np.all(np.isfinite(t)):
             raise ValueError("y contains NaN or infinity")
+        V.check_magnitude("y", t)
         return X, t, s, None
-    check_classification_targets(y)
-    classes, index = np.unique(y, return_inverse=True)
-    if classes.size != 2:
-        raise ValueError(f"logistic regression paths need exactly two classes, got {classes.size}")
+    classes, index = V.check_binary_labels(y, "regularization_path")
     if class_weight is not None:
-        s = s * compute_class_weight(class_weight, classes=classes, y=y)[index]
+        s = s * compute_class_weight(class_weight, classes=classes, y=y, sample_weight=sample_weight)[index]
+    V.check_class_balance(classes, index, s)
     return X, np.where(index == 1, 1.0, -1.0), s, classes
 
 
@@ -143,13 +144,13 @@ def _grid(values, name):
     if values is None:
         values = 10
     if isinstance(values, numbers.Integral) and not isinstance(values, (bool, np.bool_)):
-        _positive(f"{name}s (a number of grid values)", int(values), integer=True)
+        V.positive(f"{name}s (a number of grid values)", int(values), integer=True)
         return default_grid(values)
     grid = np.atleast_1d(np.asarray(values, dtype=np.float64))
     if grid.ndim != 1 or grid.size == 0:
         raise ValueError(f"{name}s must be a positive integer or a non-empty 1-D list of values")
     for v in grid:
-        _positive(name, float(v))
+        V.positive(name, float(v))
     return grid
 
 
@@ -203,8 +204,9 @@ def regularization_path(X, y, Cs=None, *, alphas=None, model="logistic", backend
         raise ValueError(f"unknown method {method!r}; expected 'auto', 'warm_start' or 'eigh'")
     if method == "eigh" and model != "ridge":
         raise ValueError("method='eigh' is the closed form of ridge; logistic paths use warm starts")
-    _positive("tol", tol)
-    _positive("max_iter", max_iter, integer=True)
+    V.positive("tol", tol)
+    V.positive("max_iter", max_iter, integer=True)
+    V.check_bool("fit_intercept", fit_intercept)
     X, t, s, classes = _validate(X, y, model, sample_weight, class_weight)
     if method == "auto":
         method = "eigh" if model == "ridge" and _use_eigh(X, grid.size) else "warm_start"
