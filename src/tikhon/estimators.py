@@ -28,7 +28,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from . import _validation as V
 from . import solvers
 from ._config import resolve_backend
-from .backends import get_backend
+from .backends import get_backend, input_format
 from .objective import Objective
 
 __all__ = ["LogisticRegression", "Ridge"]
@@ -46,6 +46,10 @@ class _L2LinearModel(BaseEstimator):
         raise NotImplementedError
 
     def _validate_X(self, X, reset, y=None):
+        if input_format(X) == "dask":  # stays distributed, checked lazily: see tikhon.backends.dask
+            from .backends import dask as dask_backend
+
+            return dask_backend.validate(self, X, reset, y)
         kwargs = dict(accept_sparse="csr", dtype=[np.float64, np.float32], order=None,
                       accept_large_sparse=True, reset=reset)
         if y is None:
@@ -124,6 +128,10 @@ class _L2LinearModel(BaseEstimator):
 
     def _margins(self, X):
         check_is_fitted(self)
+        if input_format(X) == "dask":  # a lazy dask array: see tikhon.backends.dask
+            from .backends import dask as dask_backend
+
+            return dask_backend.margins(self, X)
         X = self._validate_X(X, reset=False)
         coef = np.ravel(self.coef_).astype(X.dtype, copy=False)
         z = X @ coef
@@ -231,6 +239,10 @@ class LogisticRegression(ClassifierMixin, _L2LinearModel):
         return self._margins(X)
 
     def predict(self, X):
+        if input_format(X) == "dask":  # a lazy dask array: see tikhon.backends.dask
+            from .backends import dask as dask_backend
+
+            return dask_backend.predict_labels(self, X)
         return self.classes_[(self.decision_function(X) > 0).astype(int)]
 
     def predict_proba(self, X):

@@ -23,11 +23,14 @@ _REGISTRY = {
     "numpy": ("tikhon.backends.numpy", "NumpyBackend"),
     "numba": ("tikhon.backends.numba", "NumbaBackend"),
     "cython": ("tikhon.backends.cython", "CythonBackend"),
+    "dask": ("tikhon.backends.dask", "DaskBackend"),
 }
 
 # "auto" takes the first backend in this order that is available, reads the input and
-# runs the requested loop. Faster first; numpy, the reference, reads everything.
-_AUTO_ORDER = ("cython", "numba", "numpy")
+# runs the requested loop. Faster first; numpy, the reference, reads everything in memory.
+# Dask input goes to "dask" (the only backend that reads it; last, so that "auto" on
+# in-memory data never imports dask).
+_AUTO_ORDER = ("cython", "numba", "numpy", "dask")
 
 
 class BackendUnavailableError(ImportError):
@@ -63,6 +66,8 @@ def get_backend(name, X, loop=None) -> type[Backend]:
     """
     if name not in backend_names():
         raise ValueError(f"unknown backend {name!r}; valid backends are {', '.join(backend_names())}")
+    if name == "auto" and input_format(X) == "dask":
+        name = "dask"  # the only reader of dask input: unavailable -> the error naming the fix
     if name != "auto":
         cls = _load(name)
         problem = cls.availability()
