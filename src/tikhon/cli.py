@@ -4,6 +4,7 @@
     tikhon bench --backend numpy,numba --data synthetic:n=1e6,d=100 --anchors none
     tikhon fit train.svm --C 1 --backend auto --model model.npz
     tikhon predict model.npz test.svm --out predictions.txt
+    tikhon plot path a9a --out path.png            # also: plot cv, plot history (PNG; needs matplotlib)
 
 Exit codes: 0 success; 1 a run failed (a benchmark cell raised, a model file is
 unreadable); 2 bad arguments (the message says which and lists the valid choices).
@@ -60,7 +61,7 @@ def _build_parser():
     parser = _Parser(prog="tikhon", description="Fast solvers for L2-regularized logistic and ridge regression.",
                      epilog="Exit codes: 0 success, 1 a run failed, 2 bad arguments.")
     parser.add_argument("--version", action="version", version=f"tikhon {tikhon.__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{bench,fit,predict}",
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{bench,fit,predict,plot}",
                                 parser_class=_Parser)
 
     bench = sub.add_parser(
@@ -123,7 +124,48 @@ def _build_parser():
     predict.add_argument("--backend", default=None, help=f"backend name ({backends}); checked and recorded on "
                                                          "the model (prediction itself is one X @ w product)")
     predict.add_argument("--dtype", default="float64")
+
+    _add_plot_parser(sub, backends)
     return parser
+
+
+def _add_plot_parser(sub, backends):
+    """``tikhon plot path|cv|history DATA``: the pictures of :mod:`tikhon.plot` as PNG files."""
+    plot = sub.add_parser("plot", help="draw a regularization path, a CV curve or a convergence plot (PNG)",
+                          description="Pictures of L2 regularization (needs matplotlib: pip install "
+                                      "\"tikhon[plot]\"). DATA is a data file as for tikhon fit, or a9a.")
+    kinds = plot.add_subparsers(dest="kind", required=True, metavar="{path,cv,history}", parser_class=_Parser)
+    helps = {"path": "coefficients against lambda over a grid (warm-started path)",
+             "cv": "training and validation score against lambda, chosen lambda marked (k-fold CV)",
+             "history": "convergence of one fit per solver: relative suboptimality against time"}
+    for kind, text in helps.items():
+        p = kinds.add_parser(kind, help=text, description=text)
+        p.add_argument("data", help="a9a (embedded) | svmlight/LIBSVM file | .npz | .npy (with --labels)")
+        p.add_argument("--labels", help="labels as .npy (for .npy data)")
+        p.add_argument("--task", choices=["logistic", "ridge"], default="logistic")
+        if kind == "history":
+            p.add_argument("--C", type=_positive_float, default=1.0, help="logistic: inverse penalty (default 1)")
+            p.add_argument("--alpha", type=_positive_float, default=1.0, help="ridge: penalty (default 1)")
+            p.add_argument("--solvers", default="newton,lbfgs,gd",
+                           help="comma-separated solvers, one line each (default newton,lbfgs,gd)")
+            p.add_argument("--x", choices=["time", "iteration"], default="time", help="x axis (default time)")
+        else:
+            p.add_argument("--C", nargs="+", help="logistic C grid, commas or spaces (default: 20 values "
+                                                   "log-spaced in [1e-4, 1e4])")
+            p.add_argument("--alpha", nargs="+", help="ridge alpha grid (default as --C)")
+            p.add_argument("--solver", default="auto")
+        if kind == "path":
+            p.add_argument("--top", type=_positive_int, help="draw only the TOP largest coefficients")
+        if kind == "cv":
+            p.add_argument("--cv", type=_positive_int, default=5, help="number of folds (default 5)")
+            p.add_argument("--scoring", help="a scikit-learn scorer name (default accuracy / R^2)")
+            p.add_argument("--n-jobs", type=int, default=None, help="threads over folds")
+        p.add_argument("--backend", default=None, help=f"backend name ({backends}); default: tikhon's configuration")
+        p.add_argument("--tol", type=_positive_float, default=1e-6)
+        p.add_argument("--max-iter", type=_positive_int, default=1000)
+        p.add_argument("--dtype", default="float64", help="float64 (default) or float32")
+        p.add_argument("--no-intercept", action="store_true")
+        p.add_argument("--out", "-o", default=f"{kind}.png", help=f"PNG file to write (default {kind}.png)")
 
 
 # ---------------------------------------------------------------- bench
@@ -247,6 +289,83 @@ def _predict(args):
     return EXIT_OK
 
 
+# ---------------------------------------------------------------- plot
+def _grid_values(tokens, name):
+    """``--C 0.1 1,10`` -> array; ``None`` -> 20 values log-spaced in [1e-4, 1e4]."""
+    from .bench import BenchArgumentError
+
+    if not tokens:
+        return np.logspace(-4, 4, 20)
+    values = []
+    for token in " ".join(tokens).replace(",", " ").split():
+        try:
+            values.append(_positive_float(token))
+        except argparse.ArgumentTypeError as exc:
+            raise BenchArgumentError(f"--{name}: {exc}") from None
+    return np.array(values)
+
+
+def _plot(args):
+    import tikhon
+    from . import plot
+    from . import solvers as registry
+    from .bench import BenchArgumentError
+    from .bench.problems import load_data_file, parse_dtype
+
+    _check_backend(args.backend)
+    dtype = parse_dtype(args.dtype)
+    wanted = args.solvers.split(",") if args.kind == "history" else [args.solver]
+    for solver in wanted:
+        if solver not in ("auto", *registry.SOLVERS):
+            raise BenchArgumentError(f"unknown solver {solver!r}; valid solvers are auto, "
+                                     f"{', '.join(registry.SOLVERS)}")
+    if args.data == "a9a" and not os.path.exists(args.data):
+        X, y = tikhon.datasets.load_a9a()
+        X = X.astype(dtype)
+    else:
+        X, y = load_data_file(args.data, dtype=dtype, labels=args.labels)
+    logistic = args.task == "logistic"
+    if os.path.dirname(args.out):
+        os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    common = dict(backend=args.backend, tol=args.tol, max_iter=args.max_iter, fit_intercept=not args.no_intercept)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            if args.kind == "path":
+                grid = _grid_values(args.C if logistic else args.alpha, "C" if logistic else "alpha")
+                result = tikhon.regularization_path(X, y, **({"Cs": grid} if logistic else {"alphas": grid}),
+                                                    model=args.task, solver=args.solver, **common)
+                plot.plot_path(result, top=args.top, out=args.out)
+                note = f"{grid.size} grid values by {result.method} in {result.total_seconds:.2f} s"
+            elif args.kind == "cv":
+                grid = _grid_values(args.C if logistic else args.alpha, "C" if logistic else "alpha")
+                if logistic:
+                    model = tikhon.LogisticRegressionCV(Cs=grid, cv=args.cv, scoring=args.scoring,
+                                                        n_jobs=args.n_jobs, solver=args.solver, **common)
+                else:
+                    model = tikhon.RidgeCV(alphas=grid, cv=args.cv, scoring=args.scoring, n_jobs=args.n_jobs,
+                                           solver=args.solver, **common)
+                model.fit(X, y)
+                plot.plot_cv(model, out=args.out)
+                chosen = f"C = {model.C_[0]:.4g}" if logistic else f"alpha = {model.alpha_:.4g}"
+                note = f"{args.cv}-fold CV over {grid.size} values chosen {chosen}"
+            else:
+                fits = {}
+                for solver in wanted:
+                    est = (tikhon.LogisticRegression(C=args.C, solver=solver, **common) if logistic
+                           else tikhon.Ridge(alpha=args.alpha, solver=solver, **common))
+                    fits[solver] = est.fit(X, y)
+                plot.plot_history(fits, x=args.x, out=args.out)
+                note = ", ".join(f"{s}: {f.n_iter_} iterations" for s, f in fits.items())
+    except ImportError as exc:  # matplotlib missing (the message names the extra), or a backend
+        raise BenchArgumentError(str(exc)) from None
+    except ValueError as exc:  # data or grid the models refuse, e.g. three classes
+        raise BenchArgumentError(str(exc)) from None
+    print(f"plot {args.kind} on {args.data} ({X.shape[0]} x {X.shape[1]}): {note}")
+    print(f"wrote {args.out}")
+    return EXIT_OK
+
+
 def main(argv=None):
     """Run the command line; returns the exit code (0 ok, 1 failed run, 2 bad arguments)."""
     from .bench import BenchArgumentError
@@ -259,7 +378,7 @@ def main(argv=None):
         return EXIT_USAGE
     except SystemExit as exc:  # --help / --version
         return exc.code if isinstance(exc.code, int) else EXIT_OK
-    command = {"bench": _bench, "fit": _fit, "predict": _predict}[args.command]
+    command = {"bench": _bench, "fit": _fit, "predict": _predict, "plot": _plot}[args.command]
     try:
         return command(args)
     except BenchArgumentError as exc:
