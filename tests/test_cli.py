@@ -195,3 +195,40 @@ def test_bench_svmlight_file_and_skipped_anchor(tmp_path, svm_files, monkeypatch
     result = json.loads((tmp_path / "o" / "results.json").read_text())
     assert result["anchors"] == {"run": [], "skipped": {"liblinear": result["anchors"]["skipped"]["liblinear"]}}
     assert result["datasets"][0]["name"] == "train" and result["datasets"][0]["n_samples"] == 200
+
+
+# ---------------------------------------------------------------- tikhon plot
+def test_plot_commands_write_pngs(tmp_path, svm_files, capsys):
+    """`tikhon plot path|cv|history` on a data file: PNG files with the expected lines."""
+    pytest.importorskip("matplotlib")
+    from matplotlib.image import imread
+
+    _, _, train, _ = svm_files
+    out = tmp_path / "pics"
+    runs = {
+        "path": ["--C", "0.01,0.1", "1", "10", "--backend", "numpy"],
+        "cv": ["--C", "0.01", "1", "100", "--cv", "3", "--backend", "numpy"],
+        "history": ["--solvers", "newton,lbfgs", "--backend", "numpy", "--x", "iteration"],
+    }
+    for kind, extra in runs.items():
+        png = out / f"{kind}.png"
+        assert main(["plot", kind, str(train), *extra, "--out", str(png)]) == 0, kind
+        assert f"wrote {png}" in capsys.readouterr().out
+        assert png.stat().st_size > 5000 and imread(str(png)).shape[2] in (3, 4)
+    png = tmp_path / "ridge.png"
+    assert main(["plot", "path", str(train), "--task", "ridge", "--alpha", "1", "10", "--out", str(png)]) == 0
+    assert "by eigh" in capsys.readouterr().out  # small data: the closed form
+
+
+@pytest.mark.parametrize("args, message", [
+    (["plot", "path", "missing.svm"], "does not exist"),
+    (["plot", "path", "TRAIN", "--C", "0"], "must be a finite positive number"),
+    (["plot", "cv", "TRAIN", "--solver", "magic"], "unknown solver 'magic'"),
+    (["plot", "history", "TRAIN", "--backend", "nope"], "unknown backend 'nope'"),
+    (["plot", "scatter", "TRAIN"], "invalid choice"),
+])
+def test_plot_bad_arguments_exit_2(args, message, svm_files, tmp_path, capsys):
+    _, _, train, _ = svm_files
+    args = [str(train) if a == "TRAIN" else a for a in args]
+    assert main([*args, "--out", str(tmp_path / "x.png")]) == 2
+    assert message in capsys.readouterr().err

@@ -99,7 +99,8 @@ def weight_decay_norms(X, y, lams, *, model="logistic", n_iter=200, learning_rat
     """``||w||`` after each of ``n_iter`` gradient-descent steps, for each penalty in ``lams``.
 
     The seeds' update on the mean-scaled problem, exactly as the ``gd`` solver:
-    ``w <- w (1 - step lam / m) - (step / m) grad_w(data term)``, from ``w = 0``. One step
+    ``w <- w (1 - step lam / m) - (step / m) grad_w(data term)``, from ``w = 0`` (and the
+    best constant intercept, as the estimators start). One step
     for every ``lam`` (``learning_rate``, or ``1 / L`` of the largest ``lam``, which is
     stable for all), so the curves differ only by the decay factor. Returns an array
     (len(lams), n_iter + 1).
@@ -124,6 +125,8 @@ def weight_decay_norms(X, y, lams, *, model="logistic", n_iter=200, learning_rat
         objective = Objective(loss, float(lam), fit_intercept)
         decay = objective.weight_decay(step, m)
         w, b = np.zeros(X.shape[1]), 0.0
+        if fit_intercept:  # the estimators' start: w = 0 and the best constant model
+            b = objective.best_intercept(np.zeros(X.shape[0]), t, s)
         for k in range(n_iter):
             _, gw, gb = be.loss_grad(w, b)
             w = w * decay - (step / m) * gw
