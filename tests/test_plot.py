@@ -121,3 +121,22 @@ def test_missing_matplotlib_names_the_extra(monkeypatch, small):
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
     with pytest.raises(ImportError, match=r'pip install "tikhon\[plot\]"'):
         plot.plot_history([(0.0, 2.0), (1.0, 1.0)])
+
+
+def test_l1_vs_l2_example_quick(tmp_path):
+    """docs/examples/l1_vs_l2.py, reduced (5000 rows, 3 values of C): its figure and its claims."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "docs" / "examples" / "l1_vs_l2.py"
+    spec = importlib.util.spec_from_file_location("l1_vs_l2", script)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    out = tmp_path / "l1_vs_l2.png"
+    fig, summary = example.run(str(out), n_Cs=3, n_samples=5000)
+    _png(out)
+    ax_l2, ax_l1 = fig.axes[:2]
+    assert len(ax_l2.get_lines()) == len(ax_l1.get_lines()) == 123  # one line per a9a feature
+    l1, l2 = summary["l1_nonzero"], summary["l2_nonzero"]
+    assert np.all(np.diff(l1) >= 0) and l1[0] < l1[-1]  # L1 adds weights as the penalty weakens
+    assert np.all(l1 < l2)  # and keeps fewer than L2 at every C
