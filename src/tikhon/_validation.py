@@ -5,9 +5,10 @@ One place decides it, so that every backend sees the same, checked input:
 * ``X``: dense arrays (C or F order, strided views, memory maps, read-only or not)
   and CSR matrices/arrays in float32 or float64 are used **in place** (no copy).
   Integer, bool and float16 data, and object arrays holding numbers, are converted
-  to float64 (a copy); other sparse formats to CSR (a copy). Complex data, strings,
-  NaN and infinity are refused with ``ValueError``; so are empty inputs (0 rows or
-  0 features) and arrays that are not 2-D.
+  to float64 (a copy); other sparse formats to CSR (a copy). Complex data, string
+  arrays, NaN and infinity are refused with ``ValueError`` (objects that are not
+  numbers with numpy's ``TypeError``); so are empty inputs (0 rows or 0 features)
+  and arrays that are not 2-D.
 * CSR structure is checked in O(nnz) without copying: ``indptr`` of length
   ``n_samples + 1``, starting at 0, non-decreasing, ending within ``data``; every
   column index in ``[0, n_features)``. A broken structure is a ``ValueError``
@@ -35,7 +36,8 @@ import numpy as np
 import scipy.sparse as sp
 
 __all__ = ["MAX_MAGNITUDE", "check_binary_labels", "check_bool", "check_class_balance", "check_csr_structure",
-           "check_magnitude", "check_random_state_param", "check_sample_weight", "positive"]
+           "check_magnitude", "check_nonempty", "check_random_state_param", "check_sample_weight",
+           "check_targets", "positive", "refuse_strings"]
 
 
 def positive(name, value, integer=False, allow_none=False):
@@ -59,6 +61,13 @@ def check_random_state_param(value):
         return
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
         raise ValueError(f"random_state must be None or a non-negative integer, got {value!r}")
+
+
+def refuse_strings(X):
+    """Refuse arrays of strings or bytes (numpy would parse numeric strings silently)."""
+    dtype = getattr(X, "dtype", None)
+    if isinstance(dtype, np.dtype) and dtype.kind in "USa":
+        raise ValueError(f"X holds strings (dtype {dtype}); tikhon takes numbers: convert X first")
 
 
 def check_csr_structure(X):
@@ -114,6 +123,27 @@ def _has_duplicates(X):
     return np.unique(keys).size != keys.size
 
 
+def check_nonempty(X):
+    """At least one row and one feature (also for inputs validated elsewhere, e.g. dask)."""
+    n, d = X.shape
+    if n < 1 or d < 1:
+        what = "0 sample(s)" if n < 1 else "0 feature(s)"
+        raise ValueError(f"Found array with {what} (shape={tuple(X.shape)}) while a minimum of 1 is required")
+
+
+def check_targets(y):
+    """Ridge targets: a fresh 1-D float64 array of finite values within ``MAX_MAGNITUDE``."""
+    if np.iscomplexobj(y):
+        raise ValueError("Complex data not supported: y is complex")
+    y = np.array(y, dtype=np.float64)  # a copy: solvers never see the caller's y
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-D, got shape {y.shape}")
+    if not np.all(np.isfinite(y)):
+        raise ValueError("Input y contains NaN or infinity")
+    check_magnitude("y", y)
+    return y
+
+
 def check_sample_weight(sample_weight, X):
     """A fresh float64 array of ``n_samples`` checked weights (see the module docstring)."""
     from sklearn.utils.validation import _check_sample_weight
@@ -135,6 +165,9 @@ def check_binary_labels(y, name="LogisticRegression"):
     """``(classes, y_index)`` for two-class labels; both classes need positive weight."""
     from sklearn.utils.multiclass import check_classification_targets
 
+    y = np.asarray(y)
+    if y.dtype.kind in "fc" and not np.all(np.isfinite(y)):  # before sklearn's cast warns on it
+        raise ValueError("Input y contains NaN or infinity")
     check_classification_targets(y)
     try:
         classes, y_index = np.unique(y, return_inverse=True)

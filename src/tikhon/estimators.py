@@ -52,6 +52,7 @@ class _L2LinearModel(BaseEstimator):
             return dask_backend.validate(self, X, reset, y)
         kwargs = dict(accept_sparse="csr", dtype=[np.float64, np.float32], order=None,
                       accept_large_sparse=True, reset=reset)
+        V.refuse_strings(X)
         if y is None:
             X = validate_data(self, X, **kwargs)
         else:
@@ -217,6 +218,7 @@ class LogisticRegression(ClassifierMixin, _L2LinearModel):
         """Fit on ``X`` (n_samples, n_features) and two-class labels ``y``."""
         self._check_params()
         X, y = self._validate_X(X, reset=True, y=y)
+        V.check_nonempty(X)
         classes, y_index = V.check_binary_labels(y)
         s = self._check_weights(sample_weight, X)
         if self.class_weight is not None:
@@ -293,8 +295,10 @@ class Ridge(RegressorMixin, _L2LinearModel):
         """Fit on ``X`` (n_samples, n_features) and real targets ``y`` (n_samples,)."""
         self._check_params()
         X, y = self._validate_X(X, reset=True, y=y)
+        V.check_nonempty(X)
+        y = V.check_targets(y)  # a finite float64 copy: solvers never see the caller's y
         s = self._check_weights(sample_weight, X)
-        w, b = self._fit(X, np.array(y, dtype=np.float64), s)  # a copy: solvers never see the caller's y
+        w, b = self._fit(X, y, s)
         self.coef_ = w
         self.intercept_ = b
         return self

@@ -254,5 +254,6 @@ class Objective:
             u = loss.center_dual(y, s, u)
         dual = self.dual_value(y, s, u, rmatvec(u))
         gap = primal - dual
-        relative = gap / dual if dual > 0 else np.inf
+        # gap <= 0 certifies optimality even when D = P* = 0 (e.g. ridge on a constant y)
+        relative = 0.0 if gap <= 0 else gap / dual if dual > 0 else np.inf
         return primal, dual, max(relative, 0.0)

@@ -142,7 +142,9 @@ def _chunks(n):
 
 
 def _relative(primal, dual):
-    return max(primal - dual, 0.0) / dual if dual > 0 else math.inf
+    if primal - dual <= 0:  # certified optimal, even when D = P* = 0
+        return 0.0
+    return (primal - dual) / dual if dual > 0 else math.inf
 
 
 def solve(problem, theta0, tol, max_iter, random_state=None, inner_min=1e-12, rho=None,
@@ -273,7 +275,7 @@ def _next_interval(points, target, interval):
         return max(2, interval)
     (e0, g0), (e1, g1) = points[-2], points[-1]
     rate = (g1 - g0) / max(e1 - e0, 1)
-    if rate >= 0:
+    if not rate < 0:  # not falling, or NaN: two infinite gaps (a dual value <= 0 early on)
         return min(2 * interval, 2 * interval + 1)
     need = (math.log(max(0.5 * target, 1e-300)) - g1) / rate  # aim a little past the target
     return int(max(1, min(math.ceil(need), 2 * interval + 1)))
