@@ -92,6 +92,23 @@ class Backend:
 
         return value, self.rmatvec(r), float(r.sum()), product
 
+    def hessian_diagonal(self, w, b, chunk=8192):
+        """Diagonal of the data term's Hessian at ``(w, b)``: ``(sum_i d_i x_ij^2, sum_i d_i)``
+        with ``d_i = s_i loss''(y_i, z_i)``. One pass for the margins, one over row blocks
+        of X for the squares (a block at a time is squared, never all of X)."""
+        d = self.s * self.loss.curvature(self.y, self.decision(w, b))
+        out = np.zeros(self.n_features)
+        for start in range(0, self.n_samples, chunk):
+            block = self.X[start:start + chunk]
+            if input_format(block) == "csr":
+                block = block.copy()
+                block.data = np.square(block.data, dtype=np.float64)
+                out += block.T @ d[start:start + chunk]
+            else:
+                block = np.asarray(block, dtype=np.float64)
+                out += np.square(block).T @ d[start:start + chunk]
+        return out, float(d.sum())
+
     def batch_loss_grad(self, w, b, rows):
         """``loss_grad`` restricted to the given rows (copies only those rows)."""
         Xb = self.X[rows]

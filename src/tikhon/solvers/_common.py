@@ -43,6 +43,12 @@ class Problem:
 
         return self.objective.value(data_loss, w), self.objective.gradient(gw, gb, w), hess_vec
 
+    def hessian_diagonal(self, theta):
+        """Diagonal of ``Hess P`` at ``theta`` (for preconditioning): two passes over X."""
+        w, b = self.split(theta)
+        dw, db = self.backend.hessian_diagonal(w, b)
+        return self.objective.hess_vec(dw, db, np.ones_like(dw))
+
     def certificate(self, grad):
         return self.objective.certificate(grad, self.weight_sum)
 

@@ -31,7 +31,7 @@ def solve(problem, theta0, tol, max_iter, memory=20):
     result = minimize(
         fun, theta0, jac=True, method="L-BFGS-B", callback=callback,
         options={"maxiter": max_iter, "maxcor": memory, "gtol": tol,
-                 "ftol": 64 * np.finfo(float).eps, "maxls": 50, "maxfun": 4 * max_iter + 100},
+                 "ftol": 0.0, "maxls": 50, "maxfun": 4 * max_iter + 100},
     )
     theta = result.x
     if np.array_equal(last.get("theta"), theta):
