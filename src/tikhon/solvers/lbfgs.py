@@ -1,7 +1,10 @@
 """L-BFGS (scipy.optimize's L-BFGS-B, no bounds) on the mean-scaled objective ``P / m``.
 
 Working on ``P / m`` keeps values of order one whatever ``n``; L-BFGS-B's ``pgtol``
-test ``||grad(P / m)||_inf <= tol`` is then exactly tikhon's certificate.
+test ``||grad(P / m)||_inf <= tol`` is then exactly tikhon's certificate. Its
+relative-decrease test is switched off (``ftol=0``): the fit stops on the certificate,
+on ``max_iter``, or when the line search sees only the rounding of ``P`` (on a9a near
+``1e-9``), and then says so through ``converged_ = False``.
 """
 from __future__ import annotations
 
