@@ -237,6 +237,7 @@ def _solve_path(X, t, s, grid, lams, loss, name, fit_intercept, backend, solver,
         spectral = RidgeSpectrum(X, t, s, fit_intercept)
         decomposition_seconds = time.perf_counter() - t0
     theta = None if theta0 is None else np.asarray(theta0, dtype=np.float64)
+    trail = []  # (theta, log lam) of the last two warm-started solutions, for the predictor
     failed, histories = [], [None] * n_grid
     for k in order:
         objective = Objective(loss, float(lams[k]), fit_intercept)
@@ -257,7 +258,10 @@ def _solve_path(X, t, s, grid, lams, loss, name, fit_intercept, backend, solver,
                 theta = np.zeros(objective.n_params(d))
                 if fit_intercept:
                     theta[-1] = objective.best_intercept(np.zeros(X.shape[0]), t, s)
+            elif len(trail) == 2:
+                theta = _predict(Problem(objective, be), trail, float(np.log(lams[k])))
             result = solvers.run(solver, objective, be, theta, tol, max_iter)
+            trail = [*trail[-1:], (result.theta, float(np.log(lams[k])))]
         out["seconds"][k] = time.perf_counter() - t0
         theta = result.theta
         w, b = objective.split(theta)
@@ -275,6 +279,19 @@ def _solve_path(X, t, s, grid, lams, loss, name, fit_intercept, backend, solver,
     return PathResult(model=model, param_name=name, grid=grid, lams=lams, criterion=criterion, method=method,
                       solver=None if method == "eigh" else solver, backend=backend_cls.name,
                       decomposition_seconds=decomposition_seconds, classes=classes, histories=histories, **out)
+
+
+def _predict(problem, trail, log_lam):
+    """Warm start for the next point: the secant through the last two solutions, in
+    ``log lam``, extended to ``log_lam`` (solutions vary smoothly along a log grid), if
+    it has a lower objective than the last solution itself (two passes over X)."""
+    (theta0, l0), (theta1, l1) = trail
+    if l1 == l0:
+        return theta1
+    guess = theta1 + (theta1 - theta0) * ((log_lam - l1) / (l1 - l0))
+    if problem.value_grad(guess)[0] < problem.value_grad(theta1)[0]:
+        return guess
+    return theta1
 
 
 # ---------------------------------------------------------------- ridge in closed form
