@@ -174,3 +174,127 @@ def test_not_a_zip(tmp_path):
     bad.write_text("hello")
     with pytest.raises(ModelFileError, match="not a tikhon model file or truncated"):
         load_model(bad)
+
+
+# ---- the estimators' API: model.save(path) / tikhon.load(path) ----
+BACKENDS = [b for b in ("numpy", "numba", "cython", "dask") if b in tikhon.available_backends()]
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    distributed = pytest.importorskip("distributed")
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=2,
+                            dashboard_address=None) as client:
+        yield client
+
+
+def _native(backend, X, request):
+    if backend == "cython":
+        return sp.csr_matrix(X)
+    if backend == "dask":
+        request.getfixturevalue("dask_client")
+        import dask.array as da
+
+        return da.from_array(np.asarray(X), chunks=(X.shape[0] // 2, X.shape[1]))
+    return X
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("estimator", ["LogisticRegression", "Ridge"])
+def test_save_load_round_trip_every_backend(tmp_path, data, backend, estimator, request):
+    X, y = data
+    X32 = X.astype(np.float32)  # float32 data: the model (float64) predicts identically
+    model = getattr(tikhon, estimator)(backend=backend).fit(_native(backend, X32, request), y)
+    path = model.save(tmp_path / "model.tikhon")
+    assert path == str(tmp_path / "model.tikhon")
+    loaded = tikhon.load(path)
+    assert type(loaded) is type(model) and loaded.get_params() == model.get_params()
+    for Xp in (X, X32, sp.csr_matrix(X)):
+        np.testing.assert_array_equal(loaded.predict(Xp), model.predict(Xp))
+        if estimator == "LogisticRegression":
+            np.testing.assert_array_equal(loaded.decision_function(Xp), model.decision_function(Xp))
+            np.testing.assert_array_equal(loaded.predict_proba(Xp), model.predict_proba(Xp))
+    np.testing.assert_array_equal(np.asarray(loaded.predict(_native(backend, X32, request))),
+                                  np.asarray(model.predict(_native(backend, X32, request))))
+    for attr in ("backend_", "solver_", "n_iter_", "converged_", "certificate_", "duality_gap_"):
+        assert getattr(loaded, attr) == getattr(model, attr), attr
+    with pytest.raises(ValueError, match="X has 3 features"):
+        loaded.predict(X[:, :3])
+
+
+@pytest.mark.parametrize("labels", [[False, True], [0, 7], [-1.0, 2.0], ["no", "yes"]])
+def test_label_types_round_trip(tmp_path, data, labels):
+    X, y = data
+    named = np.where(y > 0, labels[1], labels[0])
+    model = tikhon.LogisticRegression(backend="numpy").fit(X, named)
+    loaded = tikhon.load(model.save(tmp_path / "m.npz"))
+    assert loaded.classes_.dtype == model.classes_.dtype
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
+def test_loading_never_unpickles_or_evaluates(tmp_path, data, monkeypatch):
+    """Loading reads JSON and pickle-free .npy members only: with pickle and eval made
+    to fail, a model still loads; a file naming code is refused without running it."""
+    import builtins
+    import pickle
+
+    path = _fitted_logistic(data).save(tmp_path / "m.npz")
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("model loading must not unpickle or evaluate")
+
+    for name in ("load", "loads", "Unpickler"):
+        monkeypatch.setattr(pickle, name, forbidden)
+    monkeypatch.setattr(builtins, "eval", forbidden)
+    monkeypatch.setattr(builtins, "exec", forbidden)
+    loaded = tikhon.load(path)
+    np.testing.assert_array_equal(loaded.predict(data[0]), _fitted_logistic(data).predict(data[0]))
+
+    marker = tmp_path / "pwned"
+
+    def evil_params(meta):
+        meta["params"]["C"] = {"__reduce__": f"os.system('touch {marker}')"}
+
+    with pytest.raises(ModelFileError):
+        tikhon.load(_rewrite(path, tmp_path / "e.npz", evil_params))
+    assert not marker.exists()
+
+
+def test_every_truncation_and_byte_flip_is_a_clear_error(tmp_path, data):
+    """Cut the file at every 13th byte, or flip bytes all over it: the load either fails
+    with ModelFileError or (a flip in bytes the reader ignores) gives the same model."""
+    model = _fitted_logistic(data)
+    path = model.save(tmp_path / "m.npz")
+    raw = open(path, "rb").read()
+    bad = tmp_path / "bad.npz"
+    for cut in range(0, len(raw), 13):
+        bad.write_bytes(raw[:cut])
+        with pytest.raises(ModelFileError):
+            tikhon.load(bad)
+    rng = np.random.default_rng(0)
+    expected = model.decision_function(data[0])
+    outcomes = {"error": 0, "same": 0}
+    for pos in rng.choice(len(raw), size=min(300, len(raw)), replace=False):
+        flipped = bytearray(raw)
+        flipped[pos] ^= 0xFF
+        bad.write_bytes(bytes(flipped))
+        try:
+            loaded = tikhon.load(bad)
+        except ModelFileError:
+            outcomes["error"] += 1
+            continue
+        np.testing.assert_array_equal(loaded.decision_function(data[0]), expected)
+        outcomes["same"] += 1
+    assert outcomes["error"] > 0
+
+
+def test_newer_version_via_public_api(tmp_path, data):
+    path = _fitted_logistic(data).save(tmp_path / "m.npz")
+
+    def newer(meta):
+        meta["format_version"] = FORMAT_VERSION + 1
+
+    with pytest.raises(ModelFileError, match="newer than this tikhon reads"):
+        tikhon.load(_rewrite(path, tmp_path / "v.npz", newer))
+    with pytest.raises(ModelFileError, match="format_version 'one' is not an integer"):
+        tikhon.load(_rewrite(path, tmp_path / "w.npz", lambda m: m.update(format_version="one")))

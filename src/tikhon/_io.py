@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import struct
 import zipfile
 import zlib
 
@@ -39,6 +40,12 @@ _SCALAR_ATTRS = ("n_features_in_", "n_iter_", "converged_", "backend_", "solver_
 
 class ModelFileError(ValueError):
     """A model file cannot be read: truncated, corrupt, not a tikhon model, or a newer version."""
+
+
+# What a damaged ZIP member can raise on reading: CRC mismatch, truncation, a flipped
+# flag bit (NotImplementedError: "compressed patched data"; RuntimeError: "encrypted").
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError,
+               RuntimeError, struct.error)
 
 
 def _estimator_classes():
@@ -172,14 +179,14 @@ def load_model(path):
         raise FileNotFoundError(f"model file {path!r} does not exist")
     try:
         archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile as exc:
+    except _ZIP_ERRORS as exc:
         _fail(path, f"not a tikhon model file or truncated ({exc})")
     with archive:
         try:
             raw = archive.read(_METADATA)
         except KeyError:
             _fail(path, f"no {_METADATA} inside: not a tikhon model file")
-        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as exc:  # CRC mismatch, truncated member
+        except _ZIP_ERRORS as exc:  # CRC mismatch, truncated member, damaged header
             _fail(path, f"corrupt {_METADATA} ({exc})")
         try:
             metadata = json.loads(raw.decode("utf-8"))
@@ -210,7 +217,7 @@ def _read_array(archive, key, spec, path):
         raw = archive.read(member)
     except KeyError:
         _fail(path, f"array {member} is missing")
-    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as exc:
+    except _ZIP_ERRORS as exc:
         _fail(path, f"array {member} is corrupt ({exc})")
     try:
         value = np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)

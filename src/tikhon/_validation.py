@@ -37,7 +37,7 @@ import scipy.sparse as sp
 
 __all__ = ["MAX_MAGNITUDE", "check_binary_labels", "check_bool", "check_class_balance", "check_csr_structure",
            "check_magnitude", "check_nonempty", "check_random_state_param", "check_sample_weight",
-           "check_targets", "positive", "refuse_strings"]
+           "check_targets", "positive", "refuse_strings", "require_y"]
 
 
 def positive(name, value, integer=False, allow_none=False):
@@ -131,6 +131,11 @@ def check_nonempty(X):
         raise ValueError(f"Found array with {what} (shape={tuple(X.shape)}) while a minimum of 1 is required")
 
 
+def require_y(estimator, y):
+    if y is None:
+        raise ValueError(f"{type(estimator).__name__} requires y to be passed, but the target y is None")
+
+
 def check_targets(y):
     """Ridge targets: a fresh 1-D float64 array of finite values within ``MAX_MAGNITUDE``."""
     if np.iscomplexobj(y):
@@ -174,10 +179,10 @@ def check_binary_labels(y, name="LogisticRegression"):
     except TypeError as exc:  # e.g. a mix of strings and numbers
         raise ValueError(f"labels y cannot be ordered: {exc}") from None
     if classes.size < 2:
-        raise ValueError(f"{name} needs samples of two classes; got only class {_label(classes[0])}")
+        raise ValueError(f"{name} needs samples of two classes; got 1 class ({_label(classes[0])})")
     if classes.size > 2:
-        raise ValueError(f"tikhon.{name} is binary; got {classes.size} classes "
-                         "(multinomial regression is not implemented yet)")
+        raise ValueError(f"Only binary classification is supported: tikhon.{name} is binary; got "
+                         f"{classes.size} classes (multinomial regression is not implemented yet)")
     return classes, y_index.reshape(-1)
 
 

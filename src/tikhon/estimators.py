@@ -217,6 +217,7 @@ class LogisticRegression(ClassifierMixin, _L2LinearModel):
     def fit(self, X, y, sample_weight=None):
         """Fit on ``X`` (n_samples, n_features) and two-class labels ``y``."""
         self._check_params()
+        V.require_y(self, y)
         X, y = self._validate_X(X, reset=True, y=y)
         V.check_nonempty(X)
         classes, y_index = V.check_binary_labels(y)
@@ -236,6 +237,11 @@ class LogisticRegression(ClassifierMixin, _L2LinearModel):
         self.intercept_ = np.array([b])
         return self
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False  # binary until multinomial exists
+        return tags
+
     def decision_function(self, X):
         """``X w + b``: positive values predict ``classes_[1]``."""
         return self._margins(X)
@@ -245,7 +251,8 @@ class LogisticRegression(ClassifierMixin, _L2LinearModel):
             from .backends import dask as dask_backend
 
             return dask_backend.predict_labels(self, X)
-        return self.classes_[(self.decision_function(X) > 0).astype(int)]
+        positive = self.decision_function(X) > 0  # first: raises NotFittedError before classes_ is read
+        return self.classes_[positive.astype(int)]
 
     def predict_proba(self, X):
         """Columns: probabilities of ``classes_[0]`` and ``classes_[1]``."""
@@ -294,6 +301,7 @@ class Ridge(RegressorMixin, _L2LinearModel):
     def fit(self, X, y, sample_weight=None):
         """Fit on ``X`` (n_samples, n_features) and real targets ``y`` (n_samples,)."""
         self._check_params()
+        V.require_y(self, y)
         X, y = self._validate_X(X, reset=True, y=y)
         V.check_nonempty(X)
         y = V.check_targets(y)  # a finite float64 copy: solvers never see the caller's y

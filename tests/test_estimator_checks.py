@@ -1,0 +1,55 @@
+"""scikit-learn's estimator checks, for both estimators on every backend that reads
+their input.
+
+* numpy and numba read dense and CSR input: the whole ``check_estimator`` suite runs,
+  no check skipped by tikhon and no expected failure.
+* cython reads CSR only (an explicit ``backend="cython"`` refuses dense input with a
+  ValueError, documented): its sparse checks must pass, and every other check may fail
+  only through that documented refusal.
+* dask reads dask arrays only; scikit-learn's checks feed in-memory arrays, so they do
+  not apply (tests/test_bad_input.py and tests/test_dask_backend.py cover dask input).
+
+Skipped by scikit-learn itself here: the pandas and array-API input checks (pandas and
+SCIPY_ARRAY_API are not installed / set).
+
+The LogisticRegression is binary (``tags.classifier_tags.multi_class = False``): the
+checks then use two-class data and check the "Only binary classification" error.
+"""
+from __future__ import annotations
+
+import pytest
+from sklearn.utils.estimator_checks import check_estimator, parametrize_with_checks
+
+import tikhon
+
+AVAILABLE = tikhon.available_backends()
+FULL = [b for b in ("numpy", "numba") if b in AVAILABLE]
+
+
+@parametrize_with_checks([est(backend=b) for b in FULL for est in (tikhon.LogisticRegression, tikhon.Ridge)])
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def _messages(exc):
+    """The messages of ``exc`` and of the exceptions it was raised from."""
+    seen = []
+    while exc is not None and exc not in seen:
+        seen.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return " | ".join(str(e) for e in seen)
+
+
+@pytest.mark.skipif("cython" not in AVAILABLE, reason="the compiled extension is not built")
+@pytest.mark.parametrize("estimator", [tikhon.LogisticRegression, tikhon.Ridge])
+def test_sklearn_checks_cython_reads_csr(estimator):
+    results = check_estimator(estimator(backend="cython"), on_fail=None, on_skip=None)
+    sparse = [r for r in results if "sparse" in r["check_name"]]
+    assert len(sparse) >= 3
+    for r in sparse:
+        assert r["status"] == "passed", (r["check_name"], r["exception"])
+    for r in results:
+        if r["status"] == "failed":  # only through the documented refusal of dense input
+            assert "backend 'cython' cannot read dense input" in _messages(r["exception"]), (
+                r["check_name"], _messages(r["exception"]))
+    assert sum(r["status"] == "passed" for r in results) >= len(sparse)
