@@ -117,6 +117,8 @@ class _L2LinearModel(BaseEstimator):
 
     def _check_weights(self, sample_weight, X):
         """A fresh float64 copy of the checked weights (never the caller's array)."""
+        if input_format(sample_weight) == "dask":  # an n-vector, gathered: see tikhon.backends.dask
+            sample_weight = sample_weight.compute()
         return V.check_sample_weight(sample_weight, X)
 
     def save(self, path):

@@ -8,8 +8,8 @@ kernels' data tuple (``(X,)`` dense or ``(data, indices, indptr)`` CSR), ``y`` a
 float64 vector ``[g (d entries), a, c]`` (see ``one_pass``), so that combining partial
 results is one sum.
 
-Arrays that arrive on a worker through Dask's serialization may be read-only; Numba
-types those differently (a new compilation of every kernel, in every worker process),
+Arrays that arrive on a worker through Dask's serialization may be read-only or
+unaligned; Numba types those differently (a new compilation of every kernel, in every worker process),
 so they are copied to writable arrays: chunks once, in :func:`pack`; coefficient
 vectors (``d`` entries) at every call.
 """
@@ -27,7 +27,7 @@ _CONCURRENT_OK = None  # whether the Numba threading layer allows concurrent lau
 
 def _writable(a, dtype=None):
     a = np.asarray(a, dtype=dtype)
-    if a.flags.writeable and (a.flags.c_contiguous or a.flags.f_contiguous):
+    if a.flags.writeable and a.flags.aligned and (a.flags.c_contiguous or a.flags.f_contiguous):
         return a
     return np.array(a, order="C", copy=True)
 
@@ -105,91 +105,112 @@ def _flat(g, a, c):
 _EMPTY = np.empty(0)
 
 
-def loss_grad(chunk, w, b, code, T):
-    """``[X^T (s loss'), sum s loss, sum s loss']`` on one chunk."""
+# ---- unit tasks: each takes a list of chunks (those one worker holds, or one chunk) and
+# ---- returns the sum over them, in list order: the first level of the tree reduction
+def loss_grad(chunks, w, b, code, T):
+    """``[X^T (s loss'), sum s loss, sum s loss']`` summed over the chunks."""
     from . import _numba_kernels as k
 
-    g, a, c = _one_pass(k.OP_LOSS_GRAD, chunk, _vec(w), b, code, _EMPTY, _EMPTY, T)
-    return _flat(g, a, c)
+    w = _vec(w)
+    return combine(*[_flat(*_one_pass(k.OP_LOSS_GRAD, ch, w, b, code, _EMPTY, _EMPTY, T)) for ch in chunks])
 
 
-def loss_grad_curvature(chunk, w, b, code, T):
-    """``loss_grad`` plus the chunk's Hessian weights ``s_i loss''_i`` (kept on the worker)."""
+def loss_grad_curvature(chunks, w, b, code, T):
+    """``(loss_grad, [Hessian weights s_i loss''_i per chunk])``: the weights stay on the
+    worker (this result is only read there, by :func:`hess` and :func:`hess_diagonal`)."""
     from . import _numba_kernels as k
 
-    dvec = np.empty(chunk[1].shape[0])
-    g, a, c = _one_pass(k.OP_LOSS_GRAD, chunk, _vec(w), b, code, _EMPTY, dvec, T)
-    return _flat(g, a, c), dvec
+    w = _vec(w)
+    parts, dvecs = [], []
+    for ch in chunks:
+        dvec = np.empty(ch[1].shape[0])
+        parts.append(_flat(*_one_pass(k.OP_LOSS_GRAD, ch, w, b, code, _EMPTY, dvec, T)))
+        dvecs.append(dvec)
+    return combine(*parts), dvecs
 
 
-def hess(chunk, dvec, v, vb, T):
-    """``[X^T (dvec * (X v + vb)), 0, sum dvec * (X v + vb)]`` on one chunk."""
+def first(state):
+    """The reduced vector of a :func:`loss_grad_curvature` result."""
+    return state[0]
+
+
+def hess(chunks, state, v, vb, T):
+    """``[X^T (d * (X v + vb)), 0, sum d * (X v + vb)]`` with the Hessian weights ``d`` of
+    a :func:`loss_grad_curvature` result ``state``."""
     from . import _numba_kernels as k
 
-    g, a, c = _one_pass(k.OP_HESS, chunk, _vec(v), vb, 0, dvec, _EMPTY, T)
-    return _flat(g, a, c)
+    v = _vec(v)
+    return combine(*[_flat(*_one_pass(k.OP_HESS, ch, v, vb, 0, dvec, _EMPTY, T))
+                     for ch, dvec in zip(chunks, state[1])])
 
 
-def weighted_hess(chunk, v, vb, T):
+def weighted_hess(chunks, v, vb, T):
     """``hess`` with the sample weights as the row weights (``X^T S (X v + vb)``)."""
-    return hess(chunk, chunk[2], v, vb, T)
+    return hess(chunks, (None, [ch[2] for ch in chunks]), v, vb, T)
 
 
-def curvature(chunk, w, b, code, T):
-    """The chunk's Hessian weights ``s_i loss''_i`` at ``(w, b)``."""
-    return loss_grad_curvature(chunk, w, b, code, T)[1]
+def hess_diagonal(chunks, state, d, block=4096):
+    """``[sum_i d_i x_ij^2 (d entries), 0, sum_i d_i]`` with the Hessian weights of
+    ``state``: the diagonal of the data term's Hessian (squares one row block at a time)."""
+    out = []
+    for ch, dvec in zip(chunks, state[1]):
+        Xt = ch[0]
+        if len(Xt) == 3:
+            data, indices, indptr = Xt
+            sq = sp.csr_matrix((np.square(data, dtype=np.float64), indices, indptr),
+                               shape=(indptr.shape[0] - 1, d))
+            g = np.asarray(sq.T @ dvec, dtype=np.float64).ravel()
+        else:
+            X = Xt[0]
+            g = np.zeros(d)
+            for start in range(0, X.shape[0], block):
+                Xb = np.asarray(X[start:start + block], dtype=np.float64)
+                g += np.square(Xb).T @ dvec[start:start + block]
+        out.append(_flat(g, 0.0, float(dvec.sum())))
+    return combine(*out)
 
 
-def hess_diagonal(chunk, dvec, d, block=4096):
-    """``[sum_i dvec_i x_ij^2 (d entries), 0, sum_i dvec_i]``: the diagonal of the data
-    term's Hessian on one chunk (squares one row block at a time, never the whole chunk)."""
-    Xt = chunk[0]
-    if len(Xt) == 3:
-        data, indices, indptr = Xt
-        sq = sp.csr_matrix((np.square(data, dtype=np.float64), indices, indptr),
-                           shape=(indptr.shape[0] - 1, d))
-        g = np.asarray(sq.T @ dvec, dtype=np.float64).ravel()
-    else:
-        X = Xt[0]
-        g = np.zeros(d)
-        for start in range(0, X.shape[0], block):
-            Xb = np.asarray(X[start:start + block], dtype=np.float64)
-            g += np.square(Xb).T @ dvec[start:start + block]
-    return _flat(g, 0.0, float(dvec.sum()))
-
-
-def matvec(chunk, w, T):
-    """``X w`` on one chunk (float64)."""
+def matvec(chunks, w, T):
+    """``[X w]`` per chunk (float64)."""
     from . import _numba_kernels as k
 
-    out = np.empty(chunk[1].shape[0])
-    _one_pass(k.OP_MATVEC, chunk, _vec(w), 0.0, 0, _EMPTY, out, T)
-    return out
+    w = _vec(w)
+    outs = []
+    for ch in chunks:
+        out = np.empty(ch[1].shape[0])
+        _one_pass(k.OP_MATVEC, ch, w, 0.0, 0, _EMPTY, out, T)
+        outs.append(out)
+    return outs
 
 
-def rmatvec(chunk, r, d, T):
-    """``[X^T r, 0, sum r]`` on one chunk."""
+def rmatvec(chunks, pieces, d, T):
+    """``[X^T r, 0, sum r]`` summed over the chunks, ``pieces[k]`` the rows of chunk k."""
     from . import _numba_kernels as k
 
-    g, _, _ = _one_pass(k.OP_RMATVEC, chunk, np.zeros(d), 0.0, 0, _vec(r), _EMPTY, T)
-    return _flat(g, 0.0, float(np.sum(r)))
+    zeros = np.zeros(d)
+    return combine(*[_flat(_one_pass(k.OP_RMATVEC, ch, zeros, 0.0, 0, _vec(r), _EMPTY, T)[0], 0.0, float(np.sum(r)))
+                     for ch, r in zip(chunks, pieces)])
 
 
-def row_norms(chunk, d, T):
+def row_norms(chunks, d, T):
     from . import _numba_kernels as k
 
-    out = np.empty(chunk[1].shape[0])
-    _one_pass(k.OP_ROW_NORMS, chunk, np.zeros(d), 0.0, 0, _EMPTY, out, T)
-    return out
+    zeros = np.zeros(d)
+    outs = []
+    for ch in chunks:
+        out = np.empty(ch[1].shape[0])
+        _one_pass(k.OP_ROW_NORMS, ch, zeros, 0.0, 0, _EMPTY, out, T)
+        outs.append(out)
+    return outs
 
 
-def weight_sum(ys):
-    """``[sum s]`` of one chunk's ``(y, s)`` pair."""
-    return np.array([ys[1].sum()])
+def weight_sum(chunks):
+    """``[sum s]`` over the chunks."""
+    return np.array([sum(float(ch[2].sum()) for ch in chunks)])
 
 
 def combine(*parts):
-    """One node of the tree reduction: the sum of partial results, in a fixed order."""
+    """A node of the tree reduction: the sum of partial results, in a fixed order."""
     out = np.array(parts[0], dtype=np.float64, copy=True)
     for p in parts[1:]:
         out += p

@@ -149,77 +149,74 @@ class DaskBackend(Backend):
         self._bounds = np.concatenate(([0], np.cumsum(rows))).astype(np.int64)
         self._y_in, self._s_in = y, sample_weight
         self._y = self._s = None
+        self._curvature = None  # (w, b, per-unit futures) of the last loss_grad_hessian
 
         # targets and weights, one (y, s) pair per chunk, persisted (n numbers)
         yb = _aligned(y, rows, da).to_delayed()
         sb = _aligned(sample_weight, rows, da).to_delayed()
-        ys = [dask.delayed(C.pack_targets, pure=True)(a, b) for a, b in zip(yb, sb)]
-        ys = self.client.persist(ys)
-        Xb = X.to_delayed().ravel()
-        chunks = [dask.delayed(C.pack, pure=True)(xb, t) for xb, t in zip(Xb, ys)]
+        ys = self.client.persist([dask.delayed(C.pack_targets, pure=True)(a, b) for a, b in zip(yb, sb)])
+        chunks = [dask.delayed(C.pack, pure=True)(xb, t) for xb, t in zip(X.to_delayed().ravel(), ys)]
         if persist is None:
             persist = X.nbytes <= PERSIST_FRACTION * _cluster_memory(self.client)
         self.persisted = bool(persist)
         if self.persisted:  # once: later passes reuse the chunks where they live
-            chunks = self.client.persist(chunks)
-            self._wait(chunks)
-        self._ys = ys  # keeps the persisted targets alive in streaming mode
-        self._chunks = chunks
-        self.weight_sum = float(self._reduce([dask.delayed(C.weight_sum, pure=False)(t) for t in ys])[0])
-        self._curvature = None  # (w, b, per-chunk Hessian weight futures) of the last loss_grad_hessian
+            self._chunks = [distributed_future(c) for c in self.client.persist(chunks)]
+            self._gather(self._chunks)  # wait (and raise a chunk's error, e.g. NaN)
+            self._units = self._group_by_worker()
+        else:  # each pass recomputes the chunks from X's graph, one unit per chunk
+            self._ys = ys  # keeps the persisted targets alive
+            self._chunks = chunks
+            self._units = [(None, [k]) for k in range(len(chunks))]
+        self.weight_sum = float(self._reduce(self._launch(C.weight_sum))[0])
 
     # ---- running passes ----
-    def _tree(self, parts):
-        """Tree reduction of per-chunk vectors with :func:`_dask_chunks.combine`."""
+    def _group_by_worker(self):
+        """Units of work: the chunks each worker holds (one task per worker per pass, so a
+        pass costs a task per worker, not per chunk; each sums its chunks locally)."""
+        who = self.client.who_has(self._chunks)
+        by_worker = {}
+        for k, f in enumerate(self._chunks):
+            holders = sorted(who.get(f.key, ())) or [None]
+            by_worker.setdefault(holders[0], []).append(k)
+        return sorted(by_worker.items(), key=lambda item: item[1][0])
+
+    def _launch(self, func, *args, per_unit=None):
+        """Start ``func(chunks_of_unit, *per_unit[u], *args)`` for every unit; returns
+        futures (the results stay on the workers)."""
+        per_unit = per_unit or [()] * len(self._units)
+        if self.persisted:
+            return [self.client.submit(func, [self._chunks[k] for k in ks], *extra, *args, pure=False,
+                                       workers=None if addr is None else [addr], allow_other_workers=True)
+                    for (addr, ks), extra in zip(self._units, per_unit)]
         import dask
 
-        while len(parts) > 1:
-            parts = [dask.delayed(C.combine, pure=False)(*parts[i:i + SPLIT_EVERY])
-                     for i in range(0, len(parts), SPLIT_EVERY)]
-        return parts[0]
+        # one graph key per vector argument: each worker fetches it once, not once per chunk
+        args = [dask.delayed(a, traverse=False) if isinstance(a, np.ndarray) else a for a in args]
+        f = dask.delayed(func, pure=False)
+        tasks = [f([self._chunks[k] for k in ks], *extra, *args) for (_, ks), extra in zip(self._units, per_unit)]
+        return self._submit(tasks)
 
-    def _wait(self, collections):
+    def _submit(self, tasks):
+        """Compute delayed tasks on the cluster; returns their futures."""
+        return self.client.compute(tasks)
+
+    def _gather(self, futures):
         _, _, distributed = _import()
         try:
-            distributed.wait(distributed.futures_of(collections))
-            for f in distributed.futures_of(collections):
-                if f.status == "error":
-                    f.result()
-        except distributed.KilledWorker as exc:
-            raise DaskPassError(f"backend 'dask': workers died while persisting the chunks ({exc})") from exc
-
-    def _submit(self, collections):
-        """Submit delayed objects; returns their futures (results stay on the workers)."""
-        return self.client.compute(collections)
-
-    def _result(self, future):
-        _, _, distributed = _import()
-        try:
-            return future.result()
+            return self.client.gather(futures)
         except distributed.KilledWorker as exc:
             raise DaskPassError(
                 f"backend 'dask': a pass over the chunks failed because workers died ({exc}); "
                 "the fit is abandoned and no result is stored") from exc
 
-    def _reduce(self, parts):
-        """Tree-reduce per-chunk vectors; only the root comes to the driver."""
-        return self._result(self._submit([self._tree(parts)])[0])
-
-    def _map(self, func, *args, per_chunk=None):
-        """One delayed task per chunk: ``func(chunk, *per_chunk[k], *args)``."""
-        import dask
-
-        f = dask.delayed(func, pure=False)
-        if per_chunk is None:
-            return [f(c, *args) for c in self._chunks]
-        return [f(c, *extra, *args) for c, extra in zip(self._chunks, per_chunk)]
-
-    @staticmethod
-    def _vector(v):
-        import dask
-
-        # one graph key per pass: each worker fetches the vector once, not once per chunk
-        return dask.delayed(np.ascontiguousarray(v, dtype=np.float64), pure=False, traverse=False)
+    def _reduce(self, futures):
+        """Tree reduction of the units' vectors: :func:`_dask_chunks.combine` on the workers
+        with fan-in :data:`SPLIT_EVERY`, the root on the driver (at most SPLIT_EVERY
+        vectors of d + 2 numbers come to the driver)."""
+        while len(futures) > SPLIT_EVERY:
+            futures = [self.client.submit(C.combine, *futures[i:i + SPLIT_EVERY], pure=False)
+                       for i in range(0, len(futures), SPLIT_EVERY)]
+        return C.combine(*self._gather(futures))
 
     @staticmethod
     def _split(flat):
@@ -227,23 +224,28 @@ class DaskBackend(Backend):
 
     # ---- data-term kernels ----
     def loss_grad(self, w, b):
-        g, a, c = self._split(self._reduce(self._map(C.loss_grad, self._vector(w), float(b), self._code, self._T)))
+        g, a, c = self._split(self._reduce(self._launch(C.loss_grad, _f64(w), float(b), self._code, self._T)))
         return a, g, c
 
-    def loss_grad_hessian(self, w, b):
-        import dask
+    def _curvature_at(self, w, b):
+        """Per-unit futures of ``loss_grad_curvature`` at ``(w, b)`` (the Hessian weights
+        stay on the workers); reused when asked again at the same point."""
+        cached = self._curvature
+        if cached is not None and cached[1] == float(b) and np.array_equal(cached[0], w):
+            return cached[2]
+        states = self._launch(C.loss_grad_curvature, _f64(w), float(b), self._code, self._T)
+        self._curvature = (np.array(w, dtype=np.float64), float(b), states)
+        return states
 
-        f = dask.delayed(C.loss_grad_curvature, pure=False, nout=2)
-        wd = self._vector(w)
-        pairs = [f(c, wd, float(b), self._code, self._T) for c in self._chunks]
-        futures = self._submit([self._tree([p for p, _ in pairs])] + [d for _, d in pairs])
-        g, a, c = self._split(self._result(futures[0]))
-        dvecs = futures[1:]  # Hessian weights, one vector per chunk, kept on the workers
-        self._curvature = (np.array(w, dtype=np.float64), float(b), dvecs)
+    def loss_grad_hessian(self, w, b):
+        self._curvature = None  # a new point: always one fresh pass
+        states = self._curvature_at(w, b)
+        firsts = [self.client.submit(C.first, st, pure=False) for st in states]
+        g, a, c = self._split(self._reduce(firsts))
 
         def product(v, vb=0.0):
             hv, _, hb = self._split(self._reduce(
-                self._map(C.hess, self._vector(v), float(vb), self._T, per_chunk=[(d,) for d in dvecs])))
+                self._launch(C.hess, _f64(v), float(vb), self._T, per_unit=[(st,) for st in states])))
             return hv, hb
 
         return a, g, c, product
@@ -251,39 +253,33 @@ class DaskBackend(Backend):
     def hessian_diagonal(self, w, b):
         """``(sum_i d_i x_ij^2, sum_i d_i)``, ``d_i = s_i loss''_i``: one pass, reusing the
         Hessian weights of the last ``loss_grad_hessian`` when it was at the same point."""
-        import dask
-
-        cached = self._curvature
-        if cached is not None and cached[1] == float(b) and np.array_equal(cached[0], w):
-            dvecs = cached[2]
-        else:
-            f = dask.delayed(C.curvature, pure=False)
-            wd = self._vector(w)
-            dvecs = [f(c, wd, float(b), self._code, self._T) for c in self._chunks]
-        parts = self._map(C.hess_diagonal, self.n_features, per_chunk=[(d,) for d in dvecs])
-        g, _, c = self._split(self._reduce(parts))
+        states = self._curvature_at(w, b)
+        g, _, c = self._split(self._reduce(
+            self._launch(C.hess_diagonal, self.n_features, per_unit=[(st,) for st in states])))
         return g, c
+
+    def _rows(self, per_unit_lists):
+        """Reassemble per-chunk n-vector pieces (one list per unit) in row order."""
+        pieces = [None] * len(self._chunks)
+        for (_, ks), parts in zip(self._units, per_unit_lists):
+            for k, part in zip(ks, parts):
+                pieces[k] = part
+        return np.concatenate(pieces) if pieces else np.empty(0)
 
     def matvec(self, w):
         """``X w`` gathered to the driver (an n-vector: used for the final certificate)."""
-        futures = self._submit(self._map(C.matvec, self._vector(w), self._T))
-        _, _, distributed = _import()
-        try:
-            parts = self.client.gather(futures)
-        except distributed.KilledWorker as exc:
-            raise DaskPassError(f"backend 'dask': workers died during a pass ({exc})") from exc
-        return np.concatenate(parts) if parts else np.empty(0)
+        return self._rows(self._gather(self._launch(C.matvec, _f64(w), self._T)))
 
     def rmatvec(self, r):
         """``X^T r`` for an n-vector ``r`` on the driver (each chunk receives its piece)."""
         r = np.ascontiguousarray(r, dtype=np.float64)
-        pieces = [(r[lo:hi],) for lo, hi in zip(self._bounds[:-1], self._bounds[1:])]
-        g, _, _ = self._split(self._reduce(self._map(C.rmatvec, self.n_features, self._T, per_chunk=pieces)))
+        lo, hi = self._bounds[:-1], self._bounds[1:]
+        pieces = [([r[lo[k]:hi[k]] for k in ks],) for _, ks in self._units]
+        g, _, _ = self._split(self._reduce(self._launch(C.rmatvec, self.n_features, self._T, per_unit=pieces)))
         return g
 
     def row_norms_sq(self, chunk=None):
-        futures = self._submit(self._map(C.row_norms, self.n_features, self._T))
-        return np.concatenate(self.client.gather(futures))
+        return self._rows(self._gather(self._launch(C.row_norms, self.n_features, self._T)))
 
     def curvature_norm(self, n_iter=30, seed=0):
         """Power iteration on ``[X 1]^T S [X 1]``, each product one pass on the workers."""
@@ -296,7 +292,7 @@ class DaskBackend(Backend):
             if norm == 0:
                 return 0.0
             v, vb = v / norm, vb / norm
-            v, _, vb = self._split(self._reduce(self._map(C.weighted_hess, self._vector(v), vb, self._T)))
+            v, _, vb = self._split(self._reduce(self._launch(C.weighted_hess, v, vb, self._T)))
             estimate = np.sqrt(np.dot(v, v) + vb * vb)
         return float(estimate)
 
@@ -318,6 +314,17 @@ class DaskBackend(Backend):
         return self._s
 
 
+def _f64(v):
+    return np.ascontiguousarray(v, dtype=np.float64)
+
+
+def distributed_future(delayed_obj):
+    """The future behind a persisted delayed object."""
+    _, _, distributed = _import()
+    (future,) = distributed.futures_of(delayed_obj)
+    return future
+
+
 def _gather_vector(v):
     if is_dask(v):
         v = v.compute()
@@ -335,7 +342,8 @@ def validate(estimator, X, reset, y=None):
     is returned as a NumPy array: the estimators check labels and start from the best
     constant on the driver. Sets/checks ``n_features_in_`` as ``validate_data`` does.
     """
-    _, da, _ = _import()
+    import dask.array as da  # not distributed: its absence is reported when the backend is chosen
+
     if not isinstance(X, da.Array):
         raise TypeError(f"tikhon reads dask input as a dask.array.Array, got {type(X).__name__}; "
                         "convert a dask DataFrame with .to_dask_array(lengths=True)")
