@@ -571,6 +571,10 @@ def _value_and_certificate(loss, w, gw, gb, lam, inv_m, fit_intercept):
     return loss + 0.5 * lam * sq, top * inv_m
 
 
+# An increase of P within its rounding is not an uphill step (as in tikhon.solvers.gd).
+UPHILL_ROUNDING = 64 * 2.220446049250313e-16
+
+
 @njit(cache=True)
 def gd_loop(Xt, y, s, code, w, b, fit_intercept, decay, scale, lam, inv_m, tol,
             max_steps, safeguard, T, values):
@@ -597,7 +601,7 @@ def gd_loop(Xt, y, s, code, w, b, fit_intercept, decay, scale, lam, inv_m, tol,
         value, c = _value_and_certificate(loss, w, gw, gb, lam, inv_m, fit_intercept)
         if not np.isfinite(value):
             return STATUS_NONFINITE, steps, n_values, b, value
-        if safeguard and have_prev and value > prev_value:
+        if safeguard and have_prev and value > prev_value + UPHILL_ROUNDING * abs(prev_value):
             w[:] = prev_w
             return STATUS_UPHILL, steps, n_values, prev_b, cert
         values[n_values] = value

@@ -29,6 +29,11 @@ from ._common import FitResult, History
 __all__ = ["solve"]
 
 
+# An increase of P within its rounding is not an uphill step (halving the step for it
+# would stall the iteration near the optimum).
+_ROUNDING = 64 * np.finfo(np.float64).eps
+
+
 def default_step(problem):
     """``1 / L`` for the mean-scaled problem (see the module docstring)."""
     norm = 1.05 * problem.backend.curvature_norm()
@@ -46,11 +51,12 @@ def solve(problem, theta0, tol, max_iter, learning_rate=None):
     previous = None  # (w, b, P) before the last step, for the monotone safeguard
     n_iter, converged, cert = 0, False, np.inf
     while True:
-        data_loss, gw, gb = backend.loss_grad(w, b)
-        value = objective.value(data_loss, w)
+        with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
+            data_loss, gw, gb = backend.loss_grad(w, b)
+            value = objective.value(data_loss, w)
         if not np.isfinite(value):
             raise FloatingPointError(f"gradient descent diverged (objective {value}); use a smaller learning_rate")
-        if safeguard and previous is not None and value > previous[2]:
+        if safeguard and previous is not None and value > previous[2] + _ROUNDING * abs(previous[2]):
             w, b, _ = previous  # undo the step that went uphill and retry with half the step
             step *= 0.5
             previous = None
