@@ -188,6 +188,17 @@ class LogisticRegression(ClassifierMixin, _L2LinearModel):
     random_state : int or None, default=None
         Seed of ``sgd``'s shuffling (``None`` means seed 0: fits are repeatable).
 
+    Input
+    -----
+    ``X``: float32/float64 dense (C/F order, strided, memmap, read-only) or CSR, used in
+    place; integer, bool, float16 and object-of-numbers arrays are converted to
+    float64 (a copy), complex and string arrays refused; NaN/inf, empty ``X``, broken
+    CSR structure and magnitudes above 1e50 are a ``ValueError``. ``y``: exactly two
+    classes, each with positive total weight (else ``ValueError``: "Only binary
+    classification is supported" for more). ``sample_weight``: finite, >= 0, positive
+    sum; weight 0 drops a row. Nothing passed in is written to. The full rules:
+    :mod:`tikhon._validation`.
+
     Attributes
     ----------
     classes_, coef_ (1, n_features), intercept_ (1,), n_iter_, converged_,
@@ -280,6 +291,9 @@ class Ridge(RegressorMixin, _L2LinearModel):
     place of ``C`` and no ``class_weight``; ``solver="auto"`` is ``newton`` (one
     conjugate-gradient solve of the normal equations). ``coef_`` has shape
     (n_features,) and ``intercept_`` is a float.
+
+    Input: as :class:`LogisticRegression`, with real targets ``y`` (finite, 1-D,
+    magnitude at most 1e50; complex refused).
     """
 
     _loss = "squared"
