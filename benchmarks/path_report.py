@@ -13,14 +13,17 @@ scikit-learn's lbfgs ``gtol`` test on its mean-scaled objective.
   neighbour, strongest penalty first.
 * scikit-learn: ``sklearn.linear_model._logistic._logistic_regression_path``, the
   function ``LogisticRegressionCV`` calls per fold (warm-started in the grid's order),
-  with its default solver ``lbfgs`` and, as a second column, ``newton-cg`` (also an
-  exact-Hessian-product Newton); ``max_iter`` as given.
+  with its default solver ``lbfgs``, ``newton-cg`` (Newton-CG with Hessian-vector
+  products, as tikhon's) and, for fewer than 1000 features, ``newton-cholesky``;
+  ``max_iter`` as given.
 
 Quality check: both sides' solutions are evaluated by tikhon's objective module; the
 table gives the largest relative objective difference ``(P_sklearn - P_tikhon) /
 P_tikhon`` over the grid (positive: tikhon's solution is better) and how many grid
-points each side left unconverged. Timings are wall-clock on a shared machine: compare
-columns within one run (the script runs both sides back to back per data set).
+points each side left unconverged. Timings: wall clock and process CPU time (the
+latter is less disturbed by other jobs on a shared machine, but counts every thread
+of a multi-threaded BLAS); compare columns within one run (both sides run back to
+back per data set).
 """
 from __future__ import annotations
 
@@ -62,27 +65,27 @@ def objective_values(X, y, coefs, intercepts, Cs):
 def run_tikhon(X, y, Cs, tol, max_iter):
     import tikhon
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         path = tikhon.regularization_path(X, y, Cs=Cs, tol=tol, max_iter=max_iter)
-    seconds = time.perf_counter() - t0
-    return seconds, path.coefs, path.intercepts, int((~path.converged).sum()), path
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return seconds, cpu, path.coefs, path.intercepts, int((~path.converged).sum()), path
 
 
 def run_sklearn(X, y, Cs, tol, max_iter, solver):
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model._logistic import _logistic_regression_path
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # counted from n_iter below
         coefs, _, n_iter = _logistic_regression_path(
             X, y, classes=np.unique(y), Cs=Cs, fit_intercept=True, max_iter=max_iter, tol=tol, solver=solver)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     coefs = np.asarray(coefs).reshape(len(Cs), -1)
     unconverged = int(np.sum(np.asarray(n_iter).ravel() >= max_iter))
-    return seconds, coefs[:, :-1], coefs[:, -1], unconverged, n_iter
+    return seconds, cpu, coefs[:, :-1], coefs[:, -1], unconverged, n_iter
 
 
 def main(argv=None):
@@ -93,7 +96,9 @@ def main(argv=None):
     parser.add_argument("--C-max", type=float, default=1e3)
     parser.add_argument("--tol", type=float, default=1e-6)
     parser.add_argument("--max-iter", type=int, default=1000)
-    parser.add_argument("--sklearn-solvers", default="lbfgs,newton-cg")
+    parser.add_argument("--sklearn-solvers", default="lbfgs,newton-cg,newton-cholesky",
+                        help="scikit-learn solvers (newton-cholesky only where n_features < 1000: it "
+                             "factorizes a d x d Hessian)")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
 
@@ -107,24 +112,29 @@ def main(argv=None):
         X, y = load(name)
         # warm-up: loads the backend modules (no JIT on the default CSR backend), not timed
         tikhon.regularization_path(X[:200], y[:200], Cs=[1.0])
-        t_sec, t_coefs, t_b, t_unconv, path = run_tikhon(X, y, Cs, args.tol, args.max_iter)
+        t_sec, t_cpu, t_coefs, t_b, t_unconv, path = run_tikhon(X, y, Cs, args.tol, args.max_iter)
         P_t = objective_values(X, y, t_coefs, t_b, Cs)
         row = {"data": name, "shape": list(X.shape), "nnz": int(X.nnz), "tikhon_seconds": t_sec,
+               "tikhon_cpu_seconds": t_cpu,
                "tikhon_backend": path.backend, "tikhon_solver": path.solver,
                "tikhon_newton_steps": int(path.n_iter.sum()), "tikhon_unconverged": t_unconv,
                "tikhon_max_gap": float(path.duality_gaps.max()), "sklearn": {}}
         print(f"\n{name}: {X.shape[0]} x {X.shape[1]}, nnz {X.nnz}")
-        print(f"  tikhon  {path.backend}/{path.solver:10s} {t_sec:8.2f} s  "
+        print(f"  tikhon  {path.backend}/{path.solver:10s} {t_sec:8.2f} s wall {t_cpu:8.2f} s CPU  "
               f"({int(path.n_iter.sum())} Newton steps, {t_unconv} unconverged, "
               f"max relative duality gap {path.duality_gaps.max():.1e})")
         for solver in args.sklearn_solvers.split(","):
-            s_sec, s_coefs, s_b, s_unconv, _ = run_sklearn(X, y, Cs, args.tol, args.max_iter, solver)
+            if solver == "newton-cholesky" and X.shape[1] >= 1000:
+                continue
+            s_sec, s_cpu, s_coefs, s_b, s_unconv, _ = run_sklearn(X, y, Cs, args.tol, args.max_iter, solver)
             P_s = objective_values(X, y, s_coefs, s_b, Cs)
             diff = float(np.max((P_s - P_t) / P_t))
-            row["sklearn"][solver] = {"seconds": s_sec, "unconverged": s_unconv, "max_rel_objective_diff": diff,
-                                      "ratio": s_sec / t_sec}
-            print(f"  sklearn {solver:17s} {s_sec:8.2f} s  ({s_unconv} unconverged; max (P_sk - P_tikhon)/P_tikhon "
-                  f"{diff:+.1e})   sklearn/tikhon = {s_sec / t_sec:.2f}x")
+            row["sklearn"][solver] = {"seconds": s_sec, "cpu_seconds": s_cpu, "unconverged": s_unconv,
+                                      "max_rel_objective_diff": diff, "ratio": s_sec / t_sec,
+                                      "cpu_ratio": s_cpu / t_cpu}
+            print(f"  sklearn {solver:17s} {s_sec:8.2f} s wall {s_cpu:8.2f} s CPU  ({s_unconv} unconverged; "
+                  f"max (P_sk - P_tikhon)/P_tikhon {diff:+.1e})   sklearn/tikhon = {s_sec / t_sec:.2f}x wall, "
+                  f"{s_cpu / t_cpu:.2f}x CPU")
         rows.append(row)
     if args.json:
         Path(args.json).write_text(json.dumps({"grid": Cs.tolist(), "tol": args.tol, "rows": rows}, indent=1))

@@ -150,3 +150,12 @@ def test_ridge_cv_kfold_dense_equals_gridsearch():
     np.testing.assert_allclose(ours.cv_scores_, scores, rtol=1e-10)
     assert ours.alpha_ == grid.best_params_["alpha"]
     assert ours.predict(X).shape == (200,) and ours.score(X, y) > 0.5
+
+
+def test_cv_estimators_need_y_and_report_iterations():
+    X, y = _classification(n=60)
+    for est in (tikhon.LogisticRegressionCV(Cs=2, cv=3), tikhon.RidgeCV()):
+        with pytest.raises(ValueError, match="requires y to be passed"):
+            est.fit(X, None)
+    ridge = tikhon.RidgeCV().fit(X, X[:, 0])
+    assert ridge.solver_ == "eigh" and ridge.n_iter_ == 1  # one direct solve

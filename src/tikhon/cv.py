@@ -54,11 +54,17 @@ def _map_folds(function, folds, n_jobs):
         return list(pool.map(function, folds))
 
 
+def _require_y(estimator, y):
+    if y is None:
+        raise ValueError(f"{type(estimator).__name__} requires y to be passed, but the target y is None")
+
+
 def _store_fit(estimator, path):
-    """Copy the refit's single-point path into the estimator's fitted attributes."""
+    """Copy the refit's single-point path into the estimator's fitted attributes
+    (``n_iter_`` is 1 for the closed form: one direct solve)."""
     estimator.coef_ = path.coefs[0].copy()
     estimator.intercept_ = float(path.intercepts[0])
-    estimator.n_iter_ = int(path.n_iter[0])
+    estimator.n_iter_ = int(path.n_iter[0]) if path.method != "eigh" else 1
     estimator.converged_ = bool(path.converged[0])
     estimator.certificate_ = float(path.certificates[0])
     estimator.objective_ = float(path.objectives[0])
@@ -127,6 +133,7 @@ class LogisticRegressionCV(LogisticRegression):
 
     def fit(self, X, y, sample_weight=None):
         """Cross-validate over ``Cs``, then refit on all of ``X``, ``y``."""
+        _require_y(self, y)
         X, y = self._validate_X(X, reset=True, y=y)
         V.positive("tol", self.tol)
         V.positive("max_iter", self.max_iter, integer=True)
@@ -247,6 +254,7 @@ class RidgeCV(Ridge):
 
     def fit(self, X, y, sample_weight=None):
         """Cross-validate over ``alphas``, then store the fit at ``alpha_`` on all data."""
+        _require_y(self, y)
         X, y = self._validate_X(X, reset=True, y=y)
         V.positive("tol", self.tol)
         V.positive("max_iter", self.max_iter, integer=True)
