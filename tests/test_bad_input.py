@@ -518,17 +518,26 @@ def test_float32_features_that_overflow_exp(backend, scale):
     assert loss == pytest.approx(np.sum(np.logaddexp(0.0, -s * z)), rel=1e-5)
 
 
-@pytest.mark.parametrize("backend", IN_MEMORY)
-def test_large_but_allowed_scale_is_finite_or_warns(backend):
-    """Features near (but under) the magnitude limit: a finite model; if the tolerance
-    cannot be met in float64 rounding, a ConvergenceWarning says so (never NaN)."""
+_NEWTON_FINISH_BUG = pytest.mark.xfail(
+    strict=True, raises=RuntimeWarning,
+    reason="open, reported: dual CD's Newton finish divides by a zero Jacobi diagonal "
+           "(intercept curvature underflows at saturated margins) in solvers/newton.py")
+
+
+@pytest.mark.parametrize("backend, solver", [(b, "auto") for b in IN_MEMORY] + (
+    [pytest.param("cython", "dual_cd", marks=_NEWTON_FINISH_BUG)] if "cython" in BACKENDS else []))
+@pytest.mark.parametrize("scale", [1e10, MAX_MAGNITUDE / 1e10])
+def test_large_but_allowed_scale_is_finite_or_warns(backend, solver, scale):
+    """Large features (under the magnitude limit): a finite model; if the tolerance
+    cannot be met in float64 rounding, a ConvergenceWarning says so (never NaN).
+    (Before: dual CD crashed with "cannot convert float NaN to integer" from X * 1e10.)"""
     X, y = data()
-    X = X * (MAX_MAGNITUDE / 1e10)
+    X = X * scale
     inp = sp.csr_matrix(X) if backend == "cython" else X
     for est in (LR, RR):
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             warnings.simplefilter("ignore", ConvergenceWarning)
-            model = est(backend=backend, max_iter=50).fit(inp, y)
+            model = est(backend=backend, solver=solver, max_iter=50).fit(inp, y)
         assert np.all(np.isfinite(model.coef_)) and np.all(np.isfinite(model.intercept_))
         assert model.converged_ or model.n_iter_ > 0
