@@ -1,4 +1,5 @@
-"""Model files without pickle: ``save_model(estimator, path)`` / ``load_model(path)``.
+"""Model files without pickle: ``model.save(path)`` / ``tikhon.load(path)`` (the same as
+``save_model(estimator, path)`` / ``load_model(path)`` here).
 
 A model file is one ZIP archive (the ``.npz`` container NumPy writes) holding
 
