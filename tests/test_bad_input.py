@@ -518,14 +518,8 @@ def test_float32_features_that_overflow_exp(backend, scale):
     assert loss == pytest.approx(np.sum(np.logaddexp(0.0, -s * z)), rel=1e-5)
 
 
-_NEWTON_FINISH_BUG = pytest.mark.xfail(
-    strict=True, raises=RuntimeWarning,
-    reason="open, reported: dual CD's Newton finish divides by a zero Jacobi diagonal "
-           "(intercept curvature underflows at saturated margins) in solvers/newton.py")
-
-
 @pytest.mark.parametrize("backend, solver", [(b, "auto") for b in IN_MEMORY] + (
-    [pytest.param("cython", "dual_cd", marks=_NEWTON_FINISH_BUG)] if "cython" in BACKENDS else []))
+    [("cython", "dual_cd")] if "cython" in BACKENDS else []))
 @pytest.mark.parametrize("scale", [1e10, MAX_MAGNITUDE / 1e10])
 def test_large_but_allowed_scale_is_finite_or_warns(backend, solver, scale):
     """Large features (under the magnitude limit): a finite model; if the tolerance

@@ -55,6 +55,13 @@ def conjugate_gradient(hess_vec, g, rtol, max_iter, inv_diag):
 _ROUNDING = 64 * np.finfo(np.float64).eps
 
 
+def _jacobi(diagonal):
+    """Inverse of the Hessian's diagonal; 1 where an entry is zero or not finite (e.g.
+    the intercept's curvature underflows when every margin saturates)."""
+    usable = np.isfinite(diagonal) & (diagonal > 0)
+    return np.divide(1.0, diagonal, out=np.ones_like(diagonal), where=usable)
+
+
 def _l1(v):
     return float(np.sum(np.abs(v)))
 
@@ -71,7 +78,7 @@ def solve(problem, theta0, tol, max_iter, max_cg_iter=250, armijo=1e-4):
         if cert <= tol or n_iter >= max_iter:
             break
         rtol = min(0.5, np.sqrt(np.max(np.abs(grad)) / m))
-        inv_diag = 1.0 / problem.hessian_diagonal(theta)
+        inv_diag = _jacobi(problem.hessian_diagonal(theta))
         direction, cg_iter = conjugate_gradient(hess_vec, grad, rtol, max_cg_iter, inv_diag)
         cg_total += cg_iter
         slope = float(np.dot(grad, direction))
