@@ -43,6 +43,9 @@ Not supported: the ``sgd`` solver (a round trip per mini-batch) and ``dual_cd``.
 """
 from __future__ import annotations
 
+import warnings
+from contextlib import contextmanager
+
 import numpy as np
 
 from .._config import resolve_threads
@@ -154,7 +157,8 @@ class DaskBackend(Backend):
         # targets and weights, one (y, s) pair per chunk, persisted (n numbers)
         yb = _aligned(y, rows, da).to_delayed()
         sb = _aligned(sample_weight, rows, da).to_delayed()
-        ys = self.client.persist([dask.delayed(C.pack_targets, pure=True)(a, b) for a, b in zip(yb, sb)])
+        with _n_vectors_in_graph():
+            ys = self.client.persist([dask.delayed(C.pack_targets, pure=True)(a, b) for a, b in zip(yb, sb)])
         chunks = [dask.delayed(C.pack, pure=True)(xb, t) for xb, t in zip(X.to_delayed().ravel(), ys)]
         if persist is None:
             persist = X.nbytes <= PERSIST_FRACTION * _cluster_memory(self.client)
@@ -275,7 +279,9 @@ class DaskBackend(Backend):
         r = np.ascontiguousarray(r, dtype=np.float64)
         lo, hi = self._bounds[:-1], self._bounds[1:]
         pieces = [([r[lo[k]:hi[k]] for k in ks],) for _, ks in self._units]
-        g, _, _ = self._split(self._reduce(self._launch(C.rmatvec, self.n_features, self._T, per_unit=pieces)))
+        with _n_vectors_in_graph():
+            futures = self._launch(C.rmatvec, self.n_features, self._T, per_unit=pieces)
+        g, _, _ = self._split(self._reduce(futures))
         return g
 
     def row_norms_sq(self, chunk=None):
@@ -312,6 +318,16 @@ class DaskBackend(Backend):
         if self._s is None:
             self._s = _gather_vector(self._s_in)
         return self._s
+
+
+@contextmanager
+def _n_vectors_in_graph():
+    """n-vectors (targets, weights, the certificate's dual vector) travel inside the task
+    graph on purpose: a chunk lost with its worker is then recomputed from the graph
+    (scattered data would be lost with it). Dask warns about such graphs; not here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
+        yield
 
 
 def _f64(v):
