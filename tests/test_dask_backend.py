@@ -163,10 +163,13 @@ def test_chunks_recomputed_when_not_persisted(client, monkeypatch):
     assert not dask_backend.DaskBackend(Xd, y, np.ones(1200), LogisticLoss).persisted
 
 
-def test_nan_in_chunk_refused(client):
+@pytest.mark.parametrize("bad, match", [(np.nan, "NaN or infinity"), (-np.inf, "NaN or infinity"),
+                                        (1e60, "rescale X")])
+def test_bad_chunk_refused(client, bad, match):
+    """The estimators' checks of X run on each chunk where it lives."""
     X, y = _data("logistic", np.float64, False, n=200, d=4)
-    X[150, 2] = np.nan
-    with pytest.raises(ValueError, match="NaN or infinity"):
+    X[150, 2] = bad
+    with pytest.raises(ValueError, match=match):
         tikhon.LogisticRegression().fit(_to_dask(X, 60), y)
 
 
