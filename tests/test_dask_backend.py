@@ -147,6 +147,21 @@ def test_backend_kernels_match_numba(client):
     assert be.curvature_norm() == pytest.approx(ref.curvature_norm(), rel=1e-10)
 
 
+def test_numba_threads_per_unit(client):
+    """``config_context(n_threads=...)`` on the driver sets each unit's Numba threads."""
+    from tikhon.backends.numba import NumbaBackend
+    from tikhon.objective import SquaredLoss
+
+    X, y = _data("squared", np.float32, True, n=400, d=6)
+    w = np.linspace(-1, 1, 6)
+    with tikhon.config_context(n_threads=2):
+        be = dask_backend.DaskBackend(_to_dask(X, 90), y, np.ones(400), SquaredLoss)
+    assert be._unit_threads == [2] * len(be._units)
+    got, want = be.loss_grad(w, 0.5), NumbaBackend(X, y, np.ones(400), SquaredLoss).loss_grad(w, 0.5)
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-12)
+    assert got[0] == pytest.approx(want[0], rel=1e-12)
+
+
 def test_chunks_recomputed_when_not_persisted(client, monkeypatch):
     """Data larger than the cluster's memory is not persisted: each pass regenerates
     the chunks from the graph (here seeded dask.array.random), same solution."""

@@ -1,17 +1,18 @@
-"""What the ``dask`` backend runs on the workers: one task per chunk, each calling the
-Numba backend's fused kernel (:func:`tikhon.backends._numba_kernels.one_pass`) on the
-chunk where it lives, and the small combine step of the tree reduction.
+"""What the ``dask`` backend runs on the workers: *unit* tasks, each calling the Numba
+backend's fused kernel (:func:`tikhon.backends._numba_kernels.one_pass`) on a list of
+chunks where they live (the chunks one worker holds, or a single chunk being
+recomputed), and the small combine step of the tree reduction.
 
 A *chunk* is the tuple ``(Xt, y, s)`` built once by :func:`pack`: ``Xt`` is the
 kernels' data tuple (``(X,)`` dense or ``(data, indices, indptr)`` CSR), ``y`` and
-``s`` the chunk's float64 targets and weights. Every per-chunk task returns one
-float64 vector ``[g (d entries), a, c]`` (see ``one_pass``), so that combining partial
-results is one sum.
+``s`` the chunk's float64 targets and weights. A unit task returns one float64 vector
+``[g (d entries), a, c]`` (see ``one_pass``) summed over its chunks in list order (the
+first level of the reduction), so that combining partial results is one sum.
 
 Arrays that arrive on a worker through Dask's serialization may be read-only or
-unaligned; Numba types those differently (a new compilation of every kernel, in every worker process),
-so they are copied to writable arrays: chunks once, in :func:`pack`; coefficient
-vectors (``d`` entries) at every call.
+unaligned; Numba types those differently (a new compilation of every kernel, in every
+worker process), so they are copied to writable aligned arrays: chunks once, in
+:func:`pack`; coefficient vectors (``d`` entries) at every call.
 """
 from __future__ import annotations
 

@@ -12,32 +12,41 @@ The client: the one holding ``X``'s persisted chunks if any, else the current cl
 
 Passes. Each chunk of ``X`` is packed once with its targets and weights into a
 *chunk* ``(Xt, y, s)`` on a worker (:mod:`tikhon.backends._dask_chunks`). Each
-``loss_grad``, Hessian-vector product, ``rmatvec`` ... is then ONE graph: one task per
-chunk, running ``_numba_kernels.one_pass`` where the chunk lives and returning a
-vector of ``d + 2`` numbers, then a tree reduction (fan-in :data:`SPLIT_EVERY`, fixed
-order, so results are deterministic) whose root, ``d + 2`` numbers, is the only thing
-sent to the driver. The Hessian weights of the last ``loss_grad_hessian`` stay on the
-workers, one vector per chunk, for the Newton-CG products.
+``loss_grad``, Hessian-vector product, ``rmatvec`` ... is then ONE pass: one task per
+worker (a *unit*) runs ``_numba_kernels.one_pass`` on each chunk that worker holds and
+sums them (fixed order), returning ``d + 2`` numbers; the units' vectors are
+tree-reduced (:func:`_dask_chunks.combine` on the workers, fan-in
+:data:`SPLIT_EVERY`; the root, at most SPLIT_EVERY vectors, on the driver). One task
+per worker rather than per chunk: a task costs milliseconds of scheduling, whatever
+the chunk size. The Hessian weights of the last ``loss_grad_hessian`` stay on the
+workers, one vector per chunk, for the Newton-CG products and the diagonal
+preconditioner.
 
 Persisting. If ``X`` fits in half the cluster's memory (sum of the workers'
-``memory_limit``), the chunks are persisted once, when the backend is built, and
-every pass reuses them. Otherwise (data larger than the cluster's memory) chunks are
-*not* persisted: each pass recomputes them from ``X``'s graph (e.g. generated per
-chunk with ``dask.array.random``, read from files, memory-mapped), one or two chunks
-per worker at a time; only the targets and weights (n numbers) are persisted.
+``memory_limit``, :data:`PERSIST_FRACTION`), the chunks are persisted once, when the
+backend is built, and every pass reuses them. Otherwise (data larger than the
+cluster's memory) chunks are *not* persisted: each pass recomputes them from ``X``'s
+graph (e.g. generated per chunk with ``dask.array.random``, read from files,
+memory-mapped), one unit task per chunk, a chunk or two per worker in memory at a
+time; only the targets and weights (n numbers) are persisted.
 
 What reaches the driver: never a chunk of ``X``. n-vectors (targets, weights,
 margins ``X w``: d times smaller than ``X``) are gathered only where the
 backend-agnostic code asks for them: the estimators' label checks and starting
 intercept, and the duality-gap certificate computed once at the end of a fit.
 
-Threads: each chunk task runs the kernel on ``tikhon.config_context(n_threads=...)``
-Numba threads if set on the driver, else on one thread (Dask runs one task per worker
-thread: with ``threads_per_worker=1`` and ``n_threads=k`` a worker uses k cores).
+Threads: each unit task runs the kernel on ``tikhon.config_context(n_threads=...)``
+Numba threads if set on the driver, else on its worker's thread count (persisted: one
+unit per worker) or on one thread (not persisted: Dask runs the chunks in parallel).
 
 Worker failure: Dask recomputes lost chunks (and Hessian weights) from their lineage
-and the pass completes; if a task's workers keep dying (``KilledWorker``) the fit
-raises :class:`DaskPassError` and stores nothing.
+(the targets and weights travel inside the graph for that reason) and the pass
+completes; the units of a lost worker then run where their chunks were recomputed. If
+a task's workers keep dying (``KilledWorker``) the fit raises :class:`DaskPassError`
+and stores nothing.
+
+Checks: each chunk is checked where it lives, once when persisted (every pass when
+not): no NaN/infinity, magnitudes as in memory (:mod:`tikhon._validation`).
 
 Not supported: the ``sgd`` solver (a round trip per mini-batch) and ``dual_cd``.
 """
@@ -55,6 +64,7 @@ from . import _dask_chunks as C
 __all__ = ["DaskBackend", "DaskPassError"]
 
 SPLIT_EVERY = 8  # fan-in of the tree reduction
+_UNIT_T = object()  # placeholder argument: the unit's Numba thread count
 PERSIST_FRACTION = 0.5  # persist X when it takes at most this share of the cluster's memory
 
 _INSTALL = 'install it with `pip install "tikhon[dask]"` (dask[array] and distributed)'
@@ -147,7 +157,7 @@ class DaskBackend(Backend):
         self.n_samples, self.n_features = X.shape
         self.client = client if client is not None else _client_for(X)
         self._code = kernels.LOSS_CODES[loss.name]
-        self._T = resolve_threads() or 1
+        self._T = resolve_threads()  # None: each unit uses its worker's thread count
         rows = X.chunks[0]
         self._bounds = np.concatenate(([0], np.cumsum(rows))).astype(np.int64)
         self._y_in, self._s_in = y, sample_weight
@@ -167,10 +177,13 @@ class DaskBackend(Backend):
             self._chunks = [distributed_future(c) for c in self.client.persist(chunks)]
             self._gather(self._chunks)  # wait (and raise a chunk's error, e.g. NaN)
             self._units = self._group_by_worker()
+            nthreads = {a: w["nthreads"] for a, w in self.client.scheduler_info()["workers"].items()}
+            self._unit_threads = [self._T or nthreads.get(addr, 1) for addr, _ in self._units]
         else:  # each pass recomputes the chunks from X's graph, one unit per chunk
             self._ys = ys  # keeps the persisted targets alive
             self._chunks = chunks
             self._units = [(None, [k]) for k in range(len(chunks))]
+            self._unit_threads = [self._T or 1] * len(chunks)  # Dask runs chunks in parallel
         self.weight_sum = float(self._reduce(self._launch(C.weight_sum))[0])
 
     # ---- running passes ----
@@ -188,16 +201,22 @@ class DaskBackend(Backend):
         """Start ``func(chunks_of_unit, *per_unit[u], *args)`` for every unit; returns
         futures (the results stay on the workers)."""
         per_unit = per_unit or [()] * len(self._units)
+        threads = self._unit_threads
+
+        def unit_args(u):  # the unit's Numba thread count in place of _UNIT_T
+            return [threads[u] if a is _UNIT_T else a for a in args]
+
         if self.persisted:
-            return [self.client.submit(func, [self._chunks[k] for k in ks], *extra, *args, pure=False,
+            return [self.client.submit(func, [self._chunks[k] for k in ks], *extra, *unit_args(u), pure=False,
                                        workers=None if addr is None else [addr], allow_other_workers=True)
-                    for (addr, ks), extra in zip(self._units, per_unit)]
+                    for u, ((addr, ks), extra) in enumerate(zip(self._units, per_unit))]
         import dask
 
         # one graph key per vector argument: each worker fetches it once, not once per chunk
-        args = [dask.delayed(a, traverse=False) if isinstance(a, np.ndarray) else a for a in args]
+        args = tuple(dask.delayed(a, traverse=False) if isinstance(a, np.ndarray) else a for a in args)
         f = dask.delayed(func, pure=False)
-        tasks = [f([self._chunks[k] for k in ks], *extra, *args) for (_, ks), extra in zip(self._units, per_unit)]
+        tasks = [f([self._chunks[k] for k in ks], *extra, *unit_args(u))
+                 for u, ((_, ks), extra) in enumerate(zip(self._units, per_unit))]
         return self._submit(tasks)
 
     def _submit(self, tasks):
@@ -228,7 +247,7 @@ class DaskBackend(Backend):
 
     # ---- data-term kernels ----
     def loss_grad(self, w, b):
-        g, a, c = self._split(self._reduce(self._launch(C.loss_grad, _f64(w), float(b), self._code, self._T)))
+        g, a, c = self._split(self._reduce(self._launch(C.loss_grad, _f64(w), float(b), self._code, _UNIT_T)))
         return a, g, c
 
     def _curvature_at(self, w, b):
@@ -237,7 +256,7 @@ class DaskBackend(Backend):
         cached = self._curvature
         if cached is not None and cached[1] == float(b) and np.array_equal(cached[0], w):
             return cached[2]
-        states = self._launch(C.loss_grad_curvature, _f64(w), float(b), self._code, self._T)
+        states = self._launch(C.loss_grad_curvature, _f64(w), float(b), self._code, _UNIT_T)
         self._curvature = (np.array(w, dtype=np.float64), float(b), states)
         return states
 
@@ -249,7 +268,7 @@ class DaskBackend(Backend):
 
         def product(v, vb=0.0):
             hv, _, hb = self._split(self._reduce(
-                self._launch(C.hess, _f64(v), float(vb), self._T, per_unit=[(st,) for st in states])))
+                self._launch(C.hess, _f64(v), float(vb), _UNIT_T, per_unit=[(st,) for st in states])))
             return hv, hb
 
         return a, g, c, product
@@ -272,7 +291,7 @@ class DaskBackend(Backend):
 
     def matvec(self, w):
         """``X w`` gathered to the driver (an n-vector: used for the final certificate)."""
-        return self._rows(self._gather(self._launch(C.matvec, _f64(w), self._T)))
+        return self._rows(self._gather(self._launch(C.matvec, _f64(w), _UNIT_T)))
 
     def rmatvec(self, r):
         """``X^T r`` for an n-vector ``r`` on the driver (each chunk receives its piece)."""
@@ -280,12 +299,12 @@ class DaskBackend(Backend):
         lo, hi = self._bounds[:-1], self._bounds[1:]
         pieces = [([r[lo[k]:hi[k]] for k in ks],) for _, ks in self._units]
         with _n_vectors_in_graph():
-            futures = self._launch(C.rmatvec, self.n_features, self._T, per_unit=pieces)
+            futures = self._launch(C.rmatvec, self.n_features, _UNIT_T, per_unit=pieces)
         g, _, _ = self._split(self._reduce(futures))
         return g
 
     def row_norms_sq(self, chunk=None):
-        return self._rows(self._gather(self._launch(C.row_norms, self.n_features, self._T)))
+        return self._rows(self._gather(self._launch(C.row_norms, self.n_features, _UNIT_T)))
 
     def curvature_norm(self, n_iter=30, seed=0):
         """Power iteration on ``[X 1]^T S [X 1]``, each product one pass on the workers."""
@@ -298,7 +317,7 @@ class DaskBackend(Backend):
             if norm == 0:
                 return 0.0
             v, vb = v / norm, vb / norm
-            v, _, vb = self._split(self._reduce(self._launch(C.weighted_hess, v, vb, self._T)))
+            v, _, vb = self._split(self._reduce(self._launch(C.weighted_hess, v, vb, _UNIT_T)))
             estimate = np.sqrt(np.dot(v, v) + vb * vb)
         return float(estimate)
 
