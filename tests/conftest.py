@@ -56,3 +56,13 @@ def _load_cal_housing():
 def a9a():
     X, y = load_shared("a9a")
     return X.copy(), y.copy()
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    """One in-process dask.distributed client per test module that asks for it
+    (threads: cheap to start); skipped when distributed is not installed."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=2,
+                            dashboard_address=None) as client:
+        yield client

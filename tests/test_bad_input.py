@@ -38,15 +38,6 @@ def reads(backend, kind):
     return kind != "dask"
 
 
-@pytest.fixture(scope="module")
-def dask_client():
-    """One in-process dask.distributed client for the module (threads: cheap to start)."""
-    distributed = pytest.importorskip("distributed")
-    with distributed.Client(processes=False, n_workers=1, threads_per_worker=2,
-                            dashboard_address=None) as client:
-        yield client
-
-
 def native(backend, X, request=None):
     """``X`` in the layout ``backend`` reads: CSR for cython, a dask array for dask."""
     if backend == "cython":

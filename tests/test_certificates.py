@@ -28,14 +28,6 @@ PRIMAL = ("newton", "lbfgs", "gd", "sgd")
 
 
 @pytest.fixture(scope="module")
-def dask_client():
-    distributed = pytest.importorskip("distributed")
-    with distributed.Client(processes=False, n_workers=1, threads_per_worker=2,
-                            dashboard_address=None) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def problem():
     """A small, moderately conditioned weighted problem (float64, dense)."""
     rng = np.random.default_rng(11)

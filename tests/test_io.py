@@ -180,14 +180,6 @@ def test_not_a_zip(tmp_path):
 BACKENDS = [b for b in ("numpy", "numba", "cython", "dask") if b in tikhon.available_backends()]
 
 
-@pytest.fixture(scope="module")
-def dask_client():
-    distributed = pytest.importorskip("distributed")
-    with distributed.Client(processes=False, n_workers=1, threads_per_worker=2,
-                            dashboard_address=None) as client:
-        yield client
-
-
 def _native(backend, X, request):
     if backend == "cython":
         return sp.csr_matrix(X)

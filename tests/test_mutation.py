@@ -38,14 +38,6 @@ CASES = [(b, k, s) for b in BACKENDS for k in KINDS[b] for s in SOLVERS[b]
          if not (b == "numba" and s in ("gd", "sgd") and k not in LOOP_KINDS)]
 
 
-@pytest.fixture(scope="module")
-def dask_client():
-    distributed = pytest.importorskip("distributed")
-    with distributed.Client(processes=False, n_workers=1, threads_per_worker=2,
-                            dashboard_address=None) as client:
-        yield client
-
-
 def _input(kind, X, tmp_path):
     if kind == "dense_c":
         return np.ascontiguousarray(X)
