@@ -93,11 +93,15 @@ class Backend:
         return value, self.rmatvec(r), float(r.sum()), product
 
     def _block_rows(self):
-        """Rows per block so that a block of X holds about 128 KiB of values: small
-        enough to stay in cache (large temporaries cost page faults on every block)."""
+        """Rows per block of X for blockwise work: dense blocks of about 16k values stay
+        in cache (large temporaries cost page faults on every block); CSR blocks of about
+        1M nonzeros keep the per-block cost of slicing a CSR matrix small."""
         X = self.X
-        width = X.nnz / max(1, self.n_samples) if input_format(X) == "csr" else self.n_features
-        return int(max(64, (1 << 14) // max(1.0, width)))
+        if input_format(X) == "csr":
+            width, target = X.nnz / max(1, self.n_samples), 1 << 20
+        else:
+            width, target = self.n_features, 1 << 14
+        return int(max(64, target // max(1.0, width)))
 
     def hessian_diagonal(self, w, b):
         """Diagonal of the data term's Hessian at ``(w, b)``: ``(sum_i d_i x_ij^2, sum_i d_i)``
@@ -107,13 +111,15 @@ class Backend:
         out = np.zeros(self.n_features)
         chunk, sparse = self._block_rows(), input_format(self.X) == "csr"
         for start in range(0, self.n_samples, chunk):
-            block = self.X[start:start + chunk]
-            if sparse:
-                block = block.copy()
-                block.data = np.square(block.data, dtype=np.float64)
+            stop = min(start + chunk, self.n_samples)
+            if sparse:  # squared values of rows start:stop over views of X's index arrays
+                ptr = self.X.indptr
+                lo, hi = ptr[start], ptr[stop]
+                block = sp.csr_matrix((np.square(self.X.data[lo:hi], dtype=np.float64), self.X.indices[lo:hi],
+                                       ptr[start:stop + 1] - lo), shape=(stop - start, self.n_features))
             else:
-                block = np.square(np.asarray(block, dtype=np.float64))
-            out += block.T @ d[start:start + chunk]
+                block = np.square(np.asarray(self.X[start:stop], dtype=np.float64))
+            out += block.T @ d[start:stop]
         return out, float(d.sum())
 
     def batch_loss_grad(self, w, b, rows):
