@@ -222,12 +222,26 @@ def _on_worker(block):
     return block
 
 
-def test_a9a_csr_chunks_only_on_workers(client):
+def test_a9a_csr_chunks_only_on_workers(client, monkeypatch):
     X, y = tikhon.datasets.load_a9a()
     ref = tikhon.LogisticRegression(backend="numba", tol=1e-8).fit(X, y)
     Xd = da.from_array(X, chunks=(5000, X.shape[1]), asarray=False)
     Xd = Xd.map_blocks(_on_worker, meta=Xd._meta)
+    gathered = []
+    gather = client.gather
+
+    def watched_gather(futures, *args, **kwargs):  # what comes back to the driver
+        out = gather(futures, *args, **kwargs)
+        gathered.extend(out if isinstance(out, list) else [out])
+        return out
+
+    monkeypatch.setattr(client, "gather", watched_gather)
     model = tikhon.LogisticRegression(tol=1e-8).fit(Xd, da.from_array(y, chunks=8192))
+    monkeypatch.undo()
+    from dask.sizeof import sizeof
+
+    # only (d + 2)-vectors and n-vectors (y, margins for the certificate), never a chunk of X
+    assert gathered and max(sizeof(g) for g in gathered) < sizeof(X[:5000])
     assert model.n_iter_ == ref.n_iter_
     _check_same(model, ref, Xd, X)
 

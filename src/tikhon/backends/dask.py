@@ -175,7 +175,7 @@ class DaskBackend(Backend):
         self.persisted = bool(persist)
         if self.persisted:  # once: later passes reuse the chunks where they live
             self._chunks = [distributed_future(c) for c in self.client.persist(chunks)]
-            self._gather(self._chunks)  # wait (and raise a chunk's error, e.g. NaN)
+            self._wait(self._chunks)
             self._units = self._group_by_worker()
             nthreads = {a: w["nthreads"] for a, w in self.client.scheduler_info()["workers"].items()}
             self._unit_threads = [self._T or nthreads.get(addr, 1) for addr, _ in self._units]
@@ -222,6 +222,17 @@ class DaskBackend(Backend):
     def _submit(self, tasks):
         """Compute delayed tasks on the cluster; returns their futures."""
         return self.client.compute(tasks)
+
+    def _wait(self, futures):
+        """Wait for futures without fetching them; raise the first error (e.g. a NaN chunk)."""
+        _, _, distributed = _import()
+        distributed.wait(futures)
+        for f in futures:
+            if f.status == "error":
+                try:
+                    f.result()  # re-raises the task's exception; fetches no data
+                except distributed.KilledWorker as exc:
+                    raise DaskPassError(f"backend 'dask': workers died while persisting the chunks ({exc})") from exc
 
     def _gather(self, futures):
         _, _, distributed = _import()
