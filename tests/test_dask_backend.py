@@ -87,6 +87,10 @@ def _check_same(model, ref, X_dask, X):
         assert isinstance(labels, da.Array)
         clear = np.abs(z_mem) > 1e-4  # away from the boundary (float32 rounding)
         np.testing.assert_array_equal(labels.compute()[clear], model.predict(X)[clear])
+        for method in ("predict_proba", "predict_log_proba"):
+            p = getattr(model, method)(X_dask)
+            assert isinstance(p, da.Array) and p.shape == (X.shape[0], 2)
+            np.testing.assert_allclose(p.compute(), getattr(model, method)(X), rtol=tol, atol=tol)
 
 
 N = 1500

@@ -271,12 +271,20 @@ class LogisticRegression(ClassifierMixin, _L2LinearModel):
         """Columns: probabilities of ``classes_[0]`` and ``classes_[1]``."""
         from scipy.special import expit
 
+        if input_format(X) == "dask":  # a lazy dask array: see tikhon.backends.dask
+            from .backends import dask as dask_backend
+
+            return dask_backend.probabilities(self, X)
         p = expit(self.decision_function(X))
         return np.column_stack([1.0 - p, p])
 
     def predict_log_proba(self, X):
         from scipy.special import log_expit
 
+        if input_format(X) == "dask":  # a lazy dask array: see tikhon.backends.dask
+            from .backends import dask as dask_backend
+
+            return dask_backend.probabilities(self, X, log=True)
         z = self.decision_function(X)
         return np.column_stack([log_expit(-z), log_expit(z)])
 

@@ -233,3 +233,14 @@ def margins(X, coef, b):
 def labels(z, classes):
     """Predicted labels from one block of margins."""
     return classes[(z > 0).astype(int)]
+
+
+def probabilities(z, log):
+    """``[P(classes_[0]), P(classes_[1])]`` (or their logs) from one block of margins,
+    as the in-memory estimator computes them."""
+    from scipy.special import expit, log_expit
+
+    if log:
+        return np.column_stack([log_expit(-z), log_expit(z)])
+    p = expit(z)
+    return np.column_stack([1.0 - p, p])

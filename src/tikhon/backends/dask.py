@@ -428,3 +428,9 @@ def predict_labels(estimator, X):
     """Lazy class labels for dask ``X`` (a dask array)."""
     z = estimator.decision_function(X)
     return z.map_blocks(C.labels, estimator.classes_, dtype=estimator.classes_.dtype)
+
+
+def probabilities(estimator, X, log=False):
+    """Lazy ``predict_proba`` (``log``: ``predict_log_proba``) for dask ``X``."""
+    z = estimator.decision_function(X)
+    return z.map_blocks(C.probabilities, log, new_axis=1, chunks=(z.chunks[0], (2,)), dtype=np.float64)
