@@ -202,6 +202,15 @@ def test_column_chunks_and_feature_check(client):
         model.predict(Xd[:, :5])
 
 
+def test_unsupported_solvers_say_so(client):
+    X, y = _data("logistic", np.float64, False, n=200, d=4)
+    Xd = _to_dask(X, 100)
+    with pytest.raises(ValueError, match="does not run the 'sgd' solver"):
+        tikhon.LogisticRegression(solver="sgd", learning_rate=0.1).fit(Xd, y)
+    with pytest.raises(ValueError, match="does not run the 'dual_cd' solver"):
+        tikhon.LogisticRegression(solver="dual_cd").fit(Xd, y)
+
+
 def test_unavailable_dask_names_the_fix(monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)  # `import distributed` fails
     X = da.zeros((10, 3), chunks=5)
