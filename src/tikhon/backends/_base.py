@@ -153,8 +153,11 @@ class Backend:
             norm = np.sqrt(np.dot(v, v) + vb * vb)
             if norm == 0:
                 return 0.0
-            v, vb = v / norm, vb / norm
-            t = self.s * (self.matvec(v) + vb)
-            v, vb = self.rmatvec(t), float(t.sum())
+            v, vb = self.weighted_product(v / norm, vb / norm)
             estimate = np.sqrt(np.dot(v, v) + vb * vb)
         return float(estimate)
+
+    def weighted_product(self, v, vb):
+        """``(X^T t, sum t)`` with ``t = s * (X v + vb)``: the product with ``[X 1]^T S [X 1]``."""
+        t = self.s * (self.matvec(v) + vb)
+        return self.rmatvec(t), float(t.sum())

@@ -317,20 +317,10 @@ class DaskBackend(Backend):
     def row_norms_sq(self, chunk=None):
         return self._rows(self._gather(self._launch(C.row_norms, self.n_features, _UNIT_T)))
 
-    def curvature_norm(self, n_iter=30, seed=0):
-        """Power iteration on ``[X 1]^T S [X 1]``, each product one pass on the workers."""
-        rng = np.random.default_rng(seed)
-        v = rng.standard_normal(self.n_features)
-        vb = 1.0
-        estimate = 0.0
-        for _ in range(n_iter):
-            norm = np.sqrt(np.dot(v, v) + vb * vb)
-            if norm == 0:
-                return 0.0
-            v, vb = v / norm, vb / norm
-            v, _, vb = self._split(self._reduce(self._launch(C.weighted_hess, v, vb, _UNIT_T)))
-            estimate = np.sqrt(np.dot(v, v) + vb * vb)
-        return float(estimate)
+    def weighted_product(self, v, vb):
+        """One pass on the workers (the power iteration of ``curvature_norm`` uses it)."""
+        g, _, gb = self._split(self._reduce(self._launch(C.weighted_hess, v, vb, _UNIT_T)))
+        return g, float(gb)
 
     def batch_loss_grad(self, w, b, rows):
         raise ValueError("backend 'dask' does not run the 'sgd' solver (one round trip per mini-batch); "

@@ -150,21 +150,10 @@ class NumbaBackend(Backend):
         self._pass(self._k.OP_ROW_NORMS, self._zeros_d, out=out)
         return out
 
-    def curvature_norm(self, n_iter=30, seed=0):
-        """Power iteration as in the base class, each product one fused pass
-        (``X^T S (X v + vb)`` is the Hessian product with weights ``s``)."""
-        rng = np.random.default_rng(seed)
-        v = rng.standard_normal(self.n_features)
-        vb = 1.0
-        estimate = 0.0
-        for _ in range(n_iter):
-            norm = np.sqrt(np.dot(v, v) + vb * vb)
-            if norm == 0:
-                return 0.0
-            v, vb = v / norm, vb / norm
-            v, _, vb = self._pass(self._k.OP_HESS, v, vb, rowvec=self._s)
-            estimate = np.sqrt(np.dot(v, v) + vb * vb)
-        return float(estimate)
+    def weighted_product(self, v, vb):
+        """One fused pass (the Hessian product kernel with weights ``s``)."""
+        g, _, gb = self._pass(self._k.OP_HESS, v, vb, rowvec=self._s)
+        return g, float(gb)
 
     # ---- whole loops (called by tikhon.solvers.gd / sgd) ----
     def gd_loop(self, w, b, *, decay, scale, lam, weight_sum, fit_intercept, tol, max_steps,
