@@ -168,9 +168,11 @@ class LogisticRegression(ClassifierMixin, _L2LinearModel):
     C : float, default=1.0
         Inverse penalty strength, ``lam = 1 / C``.
     fit_intercept : bool, default=True
-    solver : {"auto", "lbfgs", "newton", "gd", "sgd"}, default="auto"
+    solver : {"auto", "newton", "lbfgs", "gd", "sgd", "dual_cd"}, default="auto"
         ``auto`` is ``newton``. ``gd`` is the seeds' gradient descent with weight
-        decay, ``sgd`` its mini-batch stochastic version.
+        decay, ``sgd`` its mini-batch stochastic version, ``dual_cd`` dual coordinate
+        descent on CSR input (backend ``cython``; ``tol`` then bounds the relative
+        duality gap).
     backend : str or None, default=None
         Kernel set (``"numpy"``, ``"auto"``, ...). ``None`` defers to
         :func:`tikhon.config_context`, then ``TIKHON_BACKEND``, then ``"auto"``.

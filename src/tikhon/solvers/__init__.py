@@ -22,24 +22,16 @@ SOLVERS = {
 BACKEND_LOOPS = frozenset({"dual_cd"})
 
 
-# "auto" takes dual CD for CSR input with at least this many features (text-like data,
-# where one pass over the rows beats a Hessian solve); measured at tol=1e-6: reuters
-# (8315 features) dual_cd 0.08-0.13 s vs Newton-CG 0.11-0.22 s, a9a (123 one-hot
-# features) Newton-CG 0.66-0.84 s vs dual_cd 0.66-2.3 s for C in 0.1..10.
-DUAL_CD_MIN_FEATURES = 1000
-
-
 def choose_solver(name, loss, X=None, backend="auto"):
-    """Resolve ``"auto"``: dual coordinate descent (``dual_cd``) for CSR input with at
-    least ``DUAL_CD_MIN_FEATURES`` columns when the compiled ``cython`` backend is
-    available and the backend in force is ``"auto"`` or ``"cython"``; otherwise
-    Newton-CG (on a9a 4x to 10x fewer seconds than L-BFGS to the same tolerance)."""
-    if name == "auto":
-        if X is not None and backend in ("auto", "cython") and X.shape[1] >= DUAL_CD_MIN_FEATURES:
-            from ..backends import _load, input_format
+    """Resolve ``"auto"`` to Newton-CG, on every input.
 
-            if input_format(X) == "csr" and _load("cython").availability() is None:
-                return "dual_cd"
+    Measured (``tikhon bench``, time to 1e-6 relative suboptimality, one run each):
+    Newton-CG beats dual CD on a9a (0.14-0.31 s vs 0.56-0.98 s, C in 0.1..10) and on
+    synthetic text 200k x 100k with 7.5M nonzeros (1.06 s vs 2.50 s at C=1), and loses
+    only on reuters (about 0.11 s vs 0.08 s); L-BFGS is 4x to 10x slower on a9a. So
+    ``dual_cd`` runs when asked for by name. ``X`` and ``backend`` are accepted for
+    rules that depend on the input."""
+    if name == "auto":
         return "newton"
     if name not in SOLVERS:
         raise ValueError(f"unknown solver {name!r}; valid solvers are auto, {', '.join(SOLVERS)}")
