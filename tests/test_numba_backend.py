@@ -271,3 +271,22 @@ def test_second_process_reuses_disk_cache():
                          check=True, timeout=300)
     hits, misses = map(int, out.stdout.split()[-2:])
     assert hits >= 1 and misses == 0, out.stdout + out.stderr
+
+
+def test_solves_run_on_one_blas_thread_and_restore_it():
+    """During a numba solve the solver's vector products use one BLAS thread (spinning
+    OpenBLAS threads would compete with Numba's); the setting is restored afterwards."""
+    from threadpoolctl import threadpool_info
+
+    from tikhon.backends.numba import NumbaBackend
+    from tikhon.objective import LOSSES
+
+    def blas_threads():
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+    before = blas_threads()
+    X = np.ones((4, 2))
+    backend = NumbaBackend(X, np.array([1.0, -1.0, 1.0, -1.0]), np.ones(4), LOSSES["logistic"])
+    with backend.solving():
+        assert set(blas_threads()) <= {1}
+    assert blas_threads() == before

@@ -8,6 +8,8 @@ certificates and dual live in :mod:`tikhon.objective`. A subclass must provide
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -55,6 +57,10 @@ class Backend:
         self.loss = loss
         self.n_samples, self.n_features = X.shape
         self.weight_sum = float(sample_weight.sum())
+
+    def solving(self):
+        """Context manager held around a whole solve (default: nothing to set up)."""
+        return nullcontext()
 
     # ---- the two products a subclass provides ----
     def matvec(self, w):

@@ -42,8 +42,9 @@ def run(name, objective, backend, theta0, tol, max_iter, **options) -> FitResult
     """Run solver ``name`` and certify its result with the relative duality gap."""
     problem = Problem(objective, backend)
     solve = importlib.import_module(SOLVERS[name]).solve
-    result = solve(problem, theta0, tol, max_iter, **options)
-    primal, dual, gap = problem.duality_gap(result.theta)
+    with backend.solving():
+        result = solve(problem, theta0, tol, max_iter, **options)
+        primal, dual, gap = problem.duality_gap(result.theta)
     if result.criterion == "relative_gap" and result.certificate < gap:
         # a dual solver's own dual iterate certifies more tightly than the dual point
         # rebuilt from w alone: report the tighter of the two valid bounds
