@@ -93,6 +93,27 @@ cdef inline Py_ssize_t get_row(const floating* data, const integral* indices, co
     return <Py_ssize_t>indptr[i + 1] - start
 
 
+cdef inline double row_dot(const floating* vals, const integral* cols, Py_ssize_t m,
+                           const double* w, double* sqnorm) noexcept nogil:
+    """``x_i . w`` for the row ``(vals, cols, m)``; ``||x_i||^2`` into ``sqnorm`` (same loop)."""
+    cdef double dot = 0.0, sq = 0.0, val
+    cdef Py_ssize_t k
+    for k in range(m):
+        val = vals[k]
+        dot = dot + val * w[cols[k]]
+        sq = sq + val * val
+    sqnorm[0] = sq
+    return dot
+
+
+cdef inline void row_axpy(double a, const floating* vals, const integral* cols, Py_ssize_t m,
+                          double* w) noexcept nogil:
+    """``w += a x_i`` for the row ``(vals, cols, m)``."""
+    cdef Py_ssize_t k
+    for k in range(m):
+        w[cols[k]] += a * vals[k]
+
+
 # ---------------------------------------------------------------------------
 # seeded RNG (xorshift64*) and the per-pass permutation
 # ---------------------------------------------------------------------------
@@ -240,9 +261,9 @@ cdef double _logistic_epochs(const floating* data, const integral* indices, cons
     cdef double C = st.C, b = st.offset, eps = st.innereps
     cdef const floating* vals
     cdef const integral* cols
-    cdef Py_ssize_t m, k, i, pos
+    cdef Py_ssize_t m, i, pos
     cdef int epoch, it
-    cdef double Ci, dot, sq, val, yi, g, gmax = 0.0, aC, c0, lo, hi, tt, tn, phi, dphi
+    cdef double Ci, dot, sq, yi, g, gmax = 0.0, aC, c0, lo, hi, tt, tn, phi, dphi
     cdef double p_old, q_old, p, q, delta
     cdef double rho = st.rho, sy = 0.0, c = st.offset
     cdef long long steps = 0, updates = 0, epoch_steps
@@ -263,12 +284,7 @@ cdef double _logistic_epochs(const floating* data, const integral* indices, cons
             if Ci <= 0.0:
                 continue
             m = get_row(data, indices, indptr, i, &vals, &cols)
-            dot = 0.0
-            sq = 0.0
-            for k in range(m):
-                val = vals[k]
-                dot = dot + val * w[cols[k]]
-                sq = sq + val * val
+            dot = row_dot(vals, cols, m, w, &sq)
             if sqnorm != NULL:
                 sq = sqnorm[i]
             yi = y[i]
@@ -319,8 +335,7 @@ cdef double _logistic_epochs(const floating* data, const integral* indices, cons
                 if rho != 0.0:
                     sy = sy + delta
                     b = c + rho * sy
-                for k in range(m):
-                    w[cols[k]] += delta * vals[k]
+                row_axpy(delta, vals, cols, m, w)
                 updates += 1
         # LIBLINEAR's schedule: tighten the sub-problem tolerance once few Newton steps are taken
         if steps - epoch_steps <= n // 10 and eps > st.innereps_min:
@@ -342,9 +357,9 @@ cdef double _ridge_epochs(const floating* data, const integral* indices, const i
     cdef double C = st.C, b = st.offset
     cdef const floating* vals
     cdef const integral* cols
-    cdef Py_ssize_t m, k, i, pos
+    cdef Py_ssize_t m, i, pos
     cdef int epoch
-    cdef double Ci, dot, sq, val, g, gmax = 0.0, delta
+    cdef double Ci, dot, sq, g, gmax = 0.0, delta
     cdef double rho = st.rho, sb = 0.0, c = st.offset
     if rho != 0.0:  # sum_i beta_i, exact at the start of every call
         for i in range(n):
@@ -360,12 +375,7 @@ cdef double _ridge_epochs(const floating* data, const integral* indices, const i
             if Ci <= 0.0:
                 continue
             m = get_row(data, indices, indptr, i, &vals, &cols)
-            dot = 0.0
-            sq = 0.0
-            for k in range(m):
-                val = vals[k]
-                dot = dot + val * w[cols[k]]
-                sq = sq + val * val
+            dot = row_dot(vals, cols, m, w, &sq)
             if sqnorm != NULL:
                 sq = sqnorm[i]
             # gradient of the dual in beta_i: x_i w + b + beta_i / C_i - y_i
@@ -379,8 +389,7 @@ cdef double _ridge_epochs(const floating* data, const integral* indices, const i
             if rho != 0.0:
                 sb = sb + delta
                 b = c + rho * sb
-            for k in range(m):
-                w[cols[k]] += delta * vals[k]
+            row_axpy(delta, vals, cols, m, w)
     return gmax
 
 

@@ -37,7 +37,7 @@ import scipy.sparse as sp
 
 __all__ = ["MAX_MAGNITUDE", "check_binary_labels", "check_bool", "check_class_balance", "check_csr_structure",
            "check_magnitude", "check_nonempty", "check_random_state_param", "check_sample_weight",
-           "check_targets", "positive", "refuse_strings", "require_y"]
+           "check_solve_settings", "check_targets", "positive", "refuse_strings", "require_y"]
 
 
 def positive(name, value, integer=False, allow_none=False):
@@ -53,6 +53,13 @@ def positive(name, value, integer=False, allow_none=False):
 def check_bool(name, value):
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
+def check_solve_settings(tol, max_iter, fit_intercept):
+    """The settings every fit shares: ``tol`` > 0, ``max_iter`` >= 1, a boolean ``fit_intercept``."""
+    positive("tol", tol)
+    positive("max_iter", max_iter, integer=True)
+    check_bool("fit_intercept", fit_intercept)
 
 
 def check_random_state_param(value):

@@ -54,11 +54,6 @@ def _map_folds(function, folds, n_jobs):
         return list(pool.map(function, folds))
 
 
-def _require_y(estimator, y):
-    if y is None:
-        raise ValueError(f"{type(estimator).__name__} requires y to be passed, but the target y is None")
-
-
 def _store_fit(estimator, path):
     """Copy the refit's single-point path into the estimator's fitted attributes
     (``n_iter_`` is 1 for the closed form: one direct solve)."""
@@ -133,11 +128,9 @@ class LogisticRegressionCV(LogisticRegression):
 
     def fit(self, X, y, sample_weight=None):
         """Cross-validate over ``Cs``, then refit on all of ``X``, ``y``."""
-        _require_y(self, y)
+        V.require_y(self, y)
         X, y = self._validate_X(X, reset=True, y=y)
-        V.positive("tol", self.tol)
-        V.positive("max_iter", self.max_iter, integer=True)
-        V.check_bool("fit_intercept", self.fit_intercept)
+        V.check_solve_settings(self.tol, self.max_iter, self.fit_intercept)
         X, t, s_user, classes = _validate(X, y, "logistic", sample_weight, None, checked_X=True)
         s = s_user
         if self.class_weight is not None:  # on the whole y, as scikit-learn
@@ -254,11 +247,9 @@ class RidgeCV(Ridge):
 
     def fit(self, X, y, sample_weight=None):
         """Cross-validate over ``alphas``, then store the fit at ``alpha_`` on all data."""
-        _require_y(self, y)
+        V.require_y(self, y)
         X, y = self._validate_X(X, reset=True, y=y)
-        V.positive("tol", self.tol)
-        V.positive("max_iter", self.max_iter, integer=True)
-        V.check_bool("fit_intercept", self.fit_intercept)
+        V.check_solve_settings(self.tol, self.max_iter, self.fit_intercept)
         X, t, s, _ = _validate(X, y, "ridge", sample_weight, None, checked_X=True)
         alphas = _grid(self.alphas, "alpha")
         self.alphas_ = alphas

@@ -68,17 +68,14 @@ class _L2LinearModel(BaseEstimator):
     def _check_params(self):
         """Hyperparameters, checked before any data is touched (see :mod:`tikhon._validation`)."""
         self._lam()
-        _positive("tol", self.tol)
-        _positive("max_iter", self.max_iter, integer=True)
+        V.check_solve_settings(self.tol, self.max_iter, self.fit_intercept)
         _positive("learning_rate", self.learning_rate, allow_none=True)
         _positive("batch_size", self.batch_size, integer=True)
-        V.check_bool("fit_intercept", self.fit_intercept)
         V.check_random_state_param(self.random_state)
 
     def _fit(self, X, y_signed, sample_weight):
-        """Solve for ``(w, b)`` given validated ``X``, float64 targets and weights."""
-        _positive("tol", self.tol)
-        _positive("max_iter", self.max_iter, integer=True)
+        """Solve for ``(w, b)`` given validated ``X``, float64 targets and weights
+        (hyperparameters already checked by ``_check_params``)."""
         objective = Objective(self._loss, self._lam(), bool(self.fit_intercept))
         backend_name = resolve_backend(self.backend)
         solver = solvers.choose_solver(self.solver, self._loss, X, backend_name)

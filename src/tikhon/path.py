@@ -206,9 +206,7 @@ def regularization_path(X, y, Cs=None, *, alphas=None, model="logistic", backend
         raise ValueError(f"unknown method {method!r}; expected 'auto', 'warm_start' or 'eigh'")
     if method == "eigh" and model != "ridge":
         raise ValueError("method='eigh' is the closed form of ridge; logistic paths use warm starts")
-    V.positive("tol", tol)
-    V.positive("max_iter", max_iter, integer=True)
-    V.check_bool("fit_intercept", fit_intercept)
+    V.check_solve_settings(tol, max_iter, fit_intercept)
     X, t, s, classes = _validate(X, y, model, sample_weight, class_weight)
     if method == "auto":
         method = "eigh" if model == "ridge" and _use_eigh(X, grid.size) else "warm_start"

@@ -175,17 +175,21 @@ def hess_diagonal(chunks, state, d, block=4096):
     return combine(*out)
 
 
+def _per_row(op, chunks, w, T):
+    """One float64 value per row of every chunk, from the row-wise pass ``op``."""
+    outs = []
+    for ch in chunks:
+        out = np.empty(ch[1].shape[0])
+        _one_pass(op, ch, w, 0.0, 0, _EMPTY, out, T)
+        outs.append(out)
+    return outs
+
+
 def matvec(chunks, w, T):
     """``[X w]`` per chunk (float64)."""
     from . import _numba_kernels as k
 
-    w = _vec(w)
-    outs = []
-    for ch in chunks:
-        out = np.empty(ch[1].shape[0])
-        _one_pass(k.OP_MATVEC, ch, w, 0.0, 0, _EMPTY, out, T)
-        outs.append(out)
-    return outs
+    return _per_row(k.OP_MATVEC, chunks, _vec(w), T)
 
 
 def rmatvec(chunks, pieces, d, T):
@@ -198,15 +202,10 @@ def rmatvec(chunks, pieces, d, T):
 
 
 def row_norms(chunks, d, T):
+    """``[||x_i||^2]`` per chunk (float64)."""
     from . import _numba_kernels as k
 
-    zeros = np.zeros(d)
-    outs = []
-    for ch in chunks:
-        out = np.empty(ch[1].shape[0])
-        _one_pass(k.OP_ROW_NORMS, ch, zeros, 0.0, 0, _EMPTY, out, T)
-        outs.append(out)
-    return outs
+    return _per_row(k.OP_ROW_NORMS, chunks, np.zeros(d), T)
 
 
 def weight_sum(chunks):
