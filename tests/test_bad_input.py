@@ -523,3 +523,20 @@ def test_large_but_allowed_scale_is_finite_or_warns(backend, solver, scale):
             model = est(backend=backend, solver=solver, max_iter=50).fit(inp, y)
         assert np.all(np.isfinite(model.coef_)) and np.all(np.isfinite(model.intercept_))
         assert model.converged_ or model.n_iter_ > 0
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "csr"])
+@pytest.mark.parametrize("where", ["first", "last", "after_larger"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_one_bad_value_in_a_large_X_is_found_whatever_its_block(layout, where, bad):
+    """X is checked block by block in one pass: a single NaN or infinity is found in the
+    first or the last block, and after a block holding a larger finite value."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40_000, 5))
+    y = np.where(X[:, 0] > 0, 1.0, -1.0)
+    X[0, 0] = 1e40 if where == "after_larger" else X[0, 0]
+    row = 0 if where == "first" else -1
+    X[row, 3] = bad
+    inp = sp.csr_matrix(X) if layout == "csr" else np.asarray(X, order=layout)
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        LR().fit(inp, y)

@@ -187,6 +187,47 @@ def test_best_intercept_zeroes_the_intercept_derivative():
         assert abs(slope) <= 1e-10 * s.sum()
 
 
+def test_constant_intercept_is_the_closed_form_of_the_best_intercept_at_zero_margins():
+    rng = np.random.default_rng(8)
+    y = np.where(rng.random(300) < 0.8, 1.0, -1.0)
+    s = rng.uniform(0.0, 2.0, 300)
+    for loss in sorted(LOSSES):
+        target = y if loss == "logistic" else 3 + rng.standard_normal(300)
+        objective = Objective(loss, 1.0)
+        b = objective.constant_intercept(target, s)
+        assert b == pytest.approx(objective.best_intercept(np.zeros(300), target, s), rel=1e-12, abs=1e-12)
+        assert abs(np.dot(s, LOSSES[loss].derivative(target, np.full(300, b)))) <= 1e-12 * s.sum()
+
+
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+def test_derivative_curvature_equals_the_two_separate_formulas(loss):
+    rng = np.random.default_rng(9)
+    z = rng.uniform(-30, 30, 500)
+    y = np.where(rng.random(500) < 0.5, 1.0, -1.0) if loss == "logistic" else rng.standard_normal(500)
+    first, second = LOSSES[loss].derivative_curvature(y, z)
+    assert np.allclose(first, LOSSES[loss].derivative(y, z), rtol=1e-14, atol=0)
+    assert np.allclose(second, LOSSES[loss].curvature(y, z), rtol=1e-14, atol=0)
+    if loss == "logistic":  # no cancellation at large margins: sigmoid(z) sigmoid(-z) to full precision
+        from scipy.special import expit
+
+        assert np.allclose(second, expit(z) * expit(-z), rtol=1e-14, atol=0)
+
+
+def test_logistic_center_dual_balances_the_classes_and_stays_feasible():
+    rng = np.random.default_rng(10)
+    y = np.where(rng.random(400) < 0.3, 1.0, -1.0)
+    s = rng.uniform(0.1, 2.0, 400)
+    for bias in (0.2, 0.9):  # either class can carry the larger total
+        a = s * np.where(y > 0, rng.uniform(0, bias, 400), rng.uniform(0, 1 - bias, 400))
+        u = -y * a
+        centered = LogisticLoss.center_dual(y, s, u)
+        assert abs(centered.sum()) <= 1e-12 * np.abs(u).sum()
+        assert np.all(-y * centered >= 0) and np.all(-y * centered <= s)
+        shrunk = np.abs(centered) < np.abs(u)  # one class only is scaled, by one factor
+        assert len(np.unique(y[shrunk])) == 1
+        assert np.allclose((centered / u)[shrunk], (centered / u)[shrunk][0])
+
+
 def test_weight_decay_update_is_a_gradient_step_on_the_mean_scaled_problem():
     """w (1 - a lam / m) - a grad(mean loss) == w - a grad(P / m): the seeds' update."""
     problem, X, y, s = bound_problem("logistic", lam=0.7, fit_intercept=False)
@@ -199,6 +240,7 @@ def test_weight_decay_update_is_a_gradient_step_on_the_mean_scaled_problem():
 
 def test_squared_and_logistic_share_one_interface():
     for cls in (LogisticLoss, SquaredLoss):
-        for method in ("value", "derivative", "curvature", "conjugate_sum", "center_dual"):
+        for method in ("value", "derivative", "curvature", "derivative_curvature", "conjugate_sum",
+                       "center_dual"):
             assert callable(getattr(cls, method))
         assert cls.max_curvature > 0 and LOSSES[cls.name] is cls

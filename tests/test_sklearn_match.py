@@ -147,10 +147,13 @@ def test_ridge_matches_sklearn(data, fmt, alpha, fit_intercept, weighted, solver
 def test_logistic_float32_input_matches_float64(dtype):
     """float32 X is read in float32 (margins rounded to float32); the solution agrees with the
     float64 reference in objective to 1e-8 and in coefficients to float32-level accuracy.
-    (tol=1e-7: float32 margins put the gradient's rounding floor near 2.5e-8 here.)"""
+    (tol=1e-7 for float32: float32 margins put the gradient's rounding floor near 2.5e-8 here;
+    float64 is held to 1e-9, as a certificate of 1e-7 allows coefficient errors near 1e-3 on
+    a9a's nearly flat one-hot directions.)"""
     X, y = load_shared("a9a")
     ref_w, ref_b = logistic_reference("a9a", 1.0, True, False)
-    model = tikhon.LogisticRegression(C=1.0, solver="newton", backend="numpy", tol=1e-7).fit(X.astype(dtype), y)
+    tol = 1e-7 if dtype == np.float32 else 1e-9
+    model = tikhon.LogisticRegression(C=1.0, solver="newton", backend="numpy", tol=tol).fit(X.astype(dtype), y)
     assert model.converged_
     p_ref = objective_value("logistic", 1.0, X, y, np.ones(X.shape[0]), ref_w, ref_b)
     assert abs(model.objective_ - p_ref) <= OBJECTIVE_RTOL * p_ref

@@ -50,8 +50,9 @@ class _L2LinearModel(BaseEstimator):
             from .backends import dask as dask_backend
 
             return dask_backend.validate(self, X, reset, y)
+        # finiteness is checked below with the magnitude, in one pass over X
         kwargs = dict(accept_sparse="csr", dtype=[np.float64, np.float32], order=None,
-                      accept_large_sparse=True, reset=reset)
+                      accept_large_sparse=True, reset=reset, ensure_all_finite=False)
         V.refuse_strings(X)
         if y is None:
             X = validate_data(self, X, **kwargs)
@@ -59,10 +60,10 @@ class _L2LinearModel(BaseEstimator):
             X, y = validate_data(self, X, y, y_numeric=self._loss == "squared", **kwargs)
         if sp.issparse(X):  # kernels index with it: a broken structure would read out of bounds
             X = V.check_csr_structure(X)
-        if reset:  # fitting: values the float64 solvers can square
-            V.check_magnitude("X", X.data[:X.indptr[-1]] if sp.issparse(X) else X)
-            if y is not None and self._loss == "squared":
-                V.check_magnitude("y", y)
+        # fitting: also values the float64 solvers can square
+        V.check_values("X", X.data[:X.indptr[-1]] if sp.issparse(X) else X, magnitude=reset)
+        if reset and y is not None and self._loss == "squared":
+            V.check_magnitude("y", y)
         return X if y is None else (X, y)
 
     def _check_params(self):
@@ -85,7 +86,7 @@ class _L2LinearModel(BaseEstimator):
 
         theta0 = np.zeros(objective.n_params(X.shape[1]))
         if objective.fit_intercept:  # start from the best constant model
-            theta0[-1] = objective.best_intercept(np.zeros(X.shape[0]), y_signed, sample_weight)
+            theta0[-1] = objective.constant_intercept(y_signed, sample_weight)
         options = {k: v for k, v in self._solver_options().items() if k in _SOLVER_OPTIONS[solver]}
         result = solvers.run(solver, objective, backend, theta0, self.tol, self.max_iter, **options)
 

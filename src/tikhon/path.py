@@ -116,10 +116,10 @@ def _validate(X, y, model, sample_weight, class_weight, checked_X=False):
     float64 (ridge), weights (a fresh copy) times class weights."""
     if not checked_X:
         X = check_array(X, accept_sparse="csr", dtype=[np.float64, np.float32], order=None,
-                        accept_large_sparse=True)
+                        accept_large_sparse=True, ensure_all_finite=False)
         if sp.issparse(X):
             X = V.check_csr_structure(X)
-        V.check_magnitude("X", X.data[:X.indptr[-1]] if sp.issparse(X) else X)
+        V.check_values("X", X.data[:X.indptr[-1]] if sp.issparse(X) else X)
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y.ravel()
@@ -257,7 +257,7 @@ def _solve_path(X, t, s, grid, lams, loss, name, fit_intercept, backend, solver,
             if theta is None:
                 theta = np.zeros(objective.n_params(d))
                 if fit_intercept:
-                    theta[-1] = objective.best_intercept(np.zeros(X.shape[0]), t, s)
+                    theta[-1] = objective.constant_intercept(t, s)
             elif len(trail) == 2:
                 theta = _predict(Problem(objective, be), trail, float(np.log(lams[k])))
             result = solvers.run(solver, objective, be, theta, tol, max_iter)

@@ -126,7 +126,7 @@ def weight_decay_norms(X, y, lams, *, model="logistic", n_iter=200, learning_rat
         decay = objective.weight_decay(step, m)
         w, b = np.zeros(X.shape[1]), 0.0
         if fit_intercept:  # the estimators' start: w = 0 and the best constant model
-            b = objective.best_intercept(np.zeros(X.shape[0]), t, s)
+            b = objective.constant_intercept(t, s)
         for k in range(n_iter):
             _, gw, gb = be.loss_grad(w, b)
             w = w * decay - (step / m) * gw

@@ -44,11 +44,9 @@ def pack(X, ys):
         Xt = (_writable(X),)
     values = Xt[0][:Xt[2][-1]] if len(Xt) == 3 else Xt[0]
     # the estimators' checks of X, done where the chunk lives
-    if not np.isfinite(values).all():
-        raise ValueError("Input X contains NaN or infinity")
-    from .._validation import check_magnitude
+    from .._validation import check_values
 
-    check_magnitude("X", values)
+    check_values("X", values)
     n = Xt[2].shape[0] - 1 if len(Xt) == 3 else Xt[0].shape[0]
     if y.shape[0] != n or s.shape[0] != n:
         raise ValueError(f"a chunk of X has {n} rows but its targets/weights have {y.shape[0]}/{s.shape[0]}")

@@ -143,8 +143,8 @@ def format_tables(result) -> str:
             out.append(f"skipped {what}: {why}")
         out.append("")
     notes = [
-        f"t(level): seconds of the whole fit call until the relative suboptimality (P - P*)/P* <= level; "
-        f"'-' = not reached (iteration cap or tolerance).",
+        "t(level): seconds of the whole fit call until the relative suboptimality (P - P*)/P* <= level; "
+        "'-' = not reached (iteration cap or tolerance).",
         "vs numpy: NumPy backend's time / this row's time at the tightest level both reached (same solver; "
         "anchors and backend-only solvers against numpy's default solver).",
         "* anchor: external solver swept over its own tolerances, each run timed as a whole, scored with "

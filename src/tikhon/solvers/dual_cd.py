@@ -50,6 +50,7 @@ import math
 import numpy as np
 from scipy.special import expit
 
+from ..objective import row_blocks
 from ._common import FitResult, History
 
 __all__ = ["solve"]
@@ -96,18 +97,16 @@ class _Dual:
         intercept fixed at ``center``), with ``b = center - rho sum(u) / lam``. One pass
         was spent on ``margins``; the dual uses ``X^T u = -lam w`` (no pass)."""
         obj = self.objective
-        loss = obj.pointwise
         y, s, n = self.y, self.s, self.y.shape[0]
         # by row blocks, so that the O(n) work allocates O(block), not several n-vectors
         su = sum(float(self.u(sl).sum()) for sl in _chunks(n))
         b = center - rho * su / obj.lam
         pen = rho * su * su / (2.0 * obj.lam)
-        data_loss = sum(float(np.dot(s[sl], loss.value(y[sl], margins[sl] + b))) for sl in _chunks(n))
+        data_loss = obj.data_loss(margins, y, s, b, _BLOCK)
         # the dual value is separable: the rows' conjugates by blocks, the norm term once
         rows = sum(obj.dual_value(y[sl], s[sl], self.u(sl), _EMPTY) for sl in _chunks(n))
         dual = rows + obj.dual_value(_EMPTY, _EMPTY, _EMPTY, -obj.lam * self.w) + center * su - pen
         return obj.value(data_loss, self.w) + pen, dual, b
-
 
     def certificate(self, w, b, margins):
         """Relative duality gap of the real problem at ``(w, b)``: the smaller of two
@@ -120,8 +119,7 @@ class _Dual:
         obj = self.objective
         loss = obj.pointwise
         be = self.backend
-        y, s, n = self.y, self.s, self.y.shape[0]
-        primal = obj.value(sum(float(np.dot(s[sl], loss.value(y[sl], margins[sl] + b))) for sl in _chunks(n)), w)
+        primal = obj.value(obj.data_loss(margins, self.y, self.s, b, _BLOCK), w)
         u = self.u()
         if obj.fit_intercept:
             u = loss.center_dual(self.y, self.s, u)
@@ -137,8 +135,7 @@ _BLOCK = 2048
 
 
 def _chunks(n):
-    for start in range(0, n, _BLOCK):
-        yield slice(start, min(start + _BLOCK, n))
+    return row_blocks(n, _BLOCK)
 
 
 def _relative(primal, dual):
