@@ -220,7 +220,7 @@ def test_logistic_center_dual_balances_the_classes_and_stays_feasible():
     for bias in (0.2, 0.9):  # either class can carry the larger total
         a = s * np.where(y > 0, rng.uniform(0, bias, 400), rng.uniform(0, 1 - bias, 400))
         u = -y * a
-        centered = LogisticLoss.center_dual(y, s, u)
+        centered = LogisticLoss.center_dual(y, s, u.copy())  # in place: on a copy
         assert abs(centered.sum()) <= 1e-12 * np.abs(u).sum()
         assert np.all(-y * centered >= 0) and np.all(-y * centered <= s)
         shrunk = np.abs(centered) < np.abs(u)  # one class only is scaled, by one factor

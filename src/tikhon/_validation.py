@@ -94,9 +94,9 @@ def check_csr_structure(X):
     if nnz > min(indices.shape[0], data.shape[0]):
         raise ValueError(f"CSR indptr ends at {nnz} but data has {data.shape[0]} and "
                          f"indices {indices.shape[0]} entries")
-    steps = np.diff(indptr)
-    if np.any(steps < 0):
-        row = int(np.argmax(steps < 0))
+    decreasing = indptr[1:] < indptr[:-1]  # one byte per row
+    if np.any(decreasing):
+        row = int(np.argmax(decreasing))
         raise ValueError(f"CSR indptr must be non-decreasing; it decreases at row {row}")
     if nnz:
         cols = indices[:nnz]
@@ -169,7 +169,7 @@ def check_sample_weight(sample_weight, X):
         raise ValueError("sample_weight sums to zero: there is nothing to fit")
     if not np.isfinite(total):
         raise ValueError(f"sample_weight sums to {total}: rescale the weights")
-    return np.array(s, dtype=np.float64, order="C", copy=True)  # never the caller's array
+    return s  # scikit-learn's copy (copy=True): never the caller's array
 
 
 def check_binary_labels(y, name="LogisticRegression"):
@@ -213,8 +213,9 @@ def _two_integral_values(y):
 def check_class_balance(classes, y_index, s):
     """Refuse weights that leave one class with no weight: then no minimizer exists
     (the unpenalized intercept runs off to infinity)."""
+    weighted = s > 0
     for k in (0, 1):
-        if not np.any(s[y_index == k] > 0):
+        if not np.any(weighted & (y_index == k)):
             raise ValueError(f"every sample of class {_label(classes[k])} has zero weight: "
                              "the model would see a single class")
 
@@ -242,7 +243,7 @@ def _refuse_magnitude(name, top):
 
 
 # Values per block of check_values: the block's |x| temporary stays in L2 cache.
-_CHECK_BLOCK = 1 << 16
+_CHECK_BLOCK = 1 << 15
 
 
 def check_values(name, values, magnitude=True):

@@ -244,6 +244,7 @@ class LogisticRegression(ClassifierMixin, _L2LinearModel):
                 raise ValueError("class_weight and sample_weight leave no positive weight")
         V.check_class_balance(classes, y_index, s)
         y_signed = np.where(y_index == 1, 1.0, -1.0)
+        del y_index  # not held through the solve (n integers)
         self.classes_ = classes
         w, b = self._fit(X, y_signed, s)
         self.coef_ = w.reshape(1, -1)

@@ -6,6 +6,8 @@ the O(n) pointwise work runs in float64.
 """
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 
 from ._base import Backend
@@ -20,7 +22,13 @@ class NumpyBackend(Backend):
     def __init__(self, X, y, sample_weight, loss):
         super().__init__(X, y, sample_weight, loss)
         self._dtype = X.dtype
-        self._XT = X.T  # a transposed view (CSC for CSR input): no copy
+
+    @cached_property
+    def _XT(self):
+        """``X.T``, made on first use: a view (CSC for CSR input), except that scipy
+        copies int64 index arrays whose values fit int32 (subclasses with their own
+        ``rmatvec`` never pay for it)."""
+        return self.X.T
 
     def matvec(self, w):
         return np.asarray(self.X @ np.asarray(w, dtype=self._dtype), dtype=np.float64).ravel()

@@ -74,7 +74,7 @@ class _Dual:
         if self.logistic:
             # LIBLINEAR's start: alpha_i = min(1e-3 C_i, 1e-8), kept as its logit
             ya = np.zeros(n)  # y_i alpha_i
-            for sl in _chunks(n):
+            for sl in row_blocks(n):
                 Ci = self.C * self.s[sl]
                 live = Ci > 0  # rows of weight 0 are skipped by the passes; alpha_i = 0
                 Ci[~live] = 1.0
@@ -85,8 +85,14 @@ class _Dual:
             del ya
         self.state = be.dual_state(self.v, self.w, self.C, seed)
 
-    def u(self, sl=slice(None)):
-        """The objective module's dual variable for the current dual iterate (rows ``sl``)."""
+    def u(self, sl=None):
+        """The objective module's dual variable for the current dual iterate: of rows
+        ``sl``, or (``None``) of all rows as a new n-vector built by row blocks."""
+        if sl is None:
+            u = np.empty_like(self.v)
+            for k in row_blocks(len(u)):
+                u[k] = self.u(k)
+            return u
         if self.logistic:
             return -self.y[sl] * self.s[sl] * expit(self.v[sl])
         return -self.v[sl] / self.C
@@ -99,12 +105,12 @@ class _Dual:
         obj = self.objective
         y, s, n = self.y, self.s, self.y.shape[0]
         # by row blocks, so that the O(n) work allocates O(block), not several n-vectors
-        su = sum(float(self.u(sl).sum()) for sl in _chunks(n))
+        su = sum(float(self.u(sl).sum()) for sl in row_blocks(n))
         b = center - rho * su / obj.lam
         pen = rho * su * su / (2.0 * obj.lam)
-        data_loss = obj.data_loss(margins, y, s, b, _BLOCK)
+        data_loss = obj.data_loss(margins, y, s, b)
         # the dual value is separable: the rows' conjugates by blocks, the norm term once
-        rows = sum(obj.dual_value(y[sl], s[sl], self.u(sl), _EMPTY) for sl in _chunks(n))
+        rows = sum(obj.dual_value(y[sl], s[sl], self.u(sl), _EMPTY) for sl in row_blocks(n))
         dual = rows + obj.dual_value(_EMPTY, _EMPTY, _EMPTY, -obj.lam * self.w) + center * su - pen
         return obj.value(data_loss, self.w) + pen, dual, b
 
@@ -119,10 +125,10 @@ class _Dual:
         obj = self.objective
         loss = obj.pointwise
         be = self.backend
-        primal = obj.value(obj.data_loss(margins, self.y, self.s, b, _BLOCK), w)
+        primal = obj.value(obj.data_loss(margins, self.y, self.s, b), w)
         u = self.u()
         if obj.fit_intercept:
-            u = loss.center_dual(self.y, self.s, u)
+            loss.center_dual(self.y, self.s, u)
         dual = obj.dual_value(self.y, self.s, u, be.rmatvec(u))
         return _relative(primal, dual)
 
@@ -131,11 +137,6 @@ class _Dual:
 
 
 _EMPTY = np.zeros(0)
-_BLOCK = 2048
-
-
-def _chunks(n):
-    return row_blocks(n, _BLOCK)
 
 
 def _relative(primal, dual):
