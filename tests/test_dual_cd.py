@@ -324,6 +324,36 @@ def test_seeded_permutations():
     assert not np.array_equal(a.coef_, c.coef_)
 
 
+def test_dual_state_carries_labels_and_refuses_the_wrong_loss():
+    """Logistic passes read y_i's sign from the permutation (bit 31); a state made for one
+    loss is refused by the other's passes, and labels other than +-1 are refused."""
+    from tikhon import _cd
+
+    X, y = dataset("reuters")
+    n, d = X.shape
+    state = _cd.DualState(y, np.ones(n), np.zeros(n), np.zeros(d), 1.0, 0, None, labels=True)
+    assert state.labels
+    with pytest.raises(ValueError, match="labels=False"):
+        _cd.ridge_epochs(X.data, X.indices, X.indptr, state, 1)
+    plain = _cd.DualState(y, np.ones(n), np.zeros(n), np.zeros(d), 1.0, 0, None)
+    with pytest.raises(ValueError, match="labels=True"):
+        _cd.logistic_epochs(X.data, X.indices, X.indptr, plain, 1)
+    bad = y.copy()
+    bad[5] = 0.5
+    with pytest.raises(ValueError, match="-1 or \\+1"):
+        _cd.DualState(bad, np.ones(n), np.zeros(n), np.zeros(d), 1.0, 0, None, labels=True)
+
+
+def test_uniform_weights_run_as_a_scaled_C():
+    """Equal weights s (the passes skip reading s) solve the problem of C s: the same
+    iterates as unit weights with C multiplied by s."""
+    X, y = dataset("reuters")
+    a = dual_cd(2.0, False, tol=1e-6, random_state=3).fit(X, y, sample_weight=np.full(len(y), 3.0))
+    b = dual_cd(6.0, False, tol=1e-6, random_state=3).fit(X, y)
+    assert a.n_iter_ == b.n_iter_
+    assert np.allclose(a.coef_, b.coef_, rtol=1e-12, atol=1e-14)
+
+
 # ---- selection and availability ----
 def test_auto_runs_newton_on_the_compiled_csr_products():
     """dual_cd runs when asked for by name; auto is Newton-CG (measured faster on a9a and

@@ -56,19 +56,28 @@ cdef extern from *:
 # cache misses. The passes prefetch them a few rows ahead (the permutation is known).
 DEF AHEAD = 6
 DEF LINES = 4  # cache lines of a row's values/indices fetched ahead; the hardware follows
+# Logistic passes read each row's label from the permutation itself (bit 31 of its entry:
+# set for y_i = +1), read sequentially, instead of y[i], one more random cache line a row.
+DEF LABEL_BIT = 0x80000000
+DEF ROW_MASK = 0x7FFFFFFF
 
 
 cdef inline void prefetch_ahead(const floating* data, const integral* indices, const integral* indptr,
                                 const uint32_t* order, Py_ssize_t pos, Py_ssize_t n,
                                 const double* a, const double* b, const double* c) noexcept nogil:
+    """Prefetch row ``order[pos + AHEAD]``: its values, indices and its entries of the
+    per-row arrays ``a``, ``b``, ``c`` (each may be NULL); ``indptr`` twice as far ahead."""
     cdef Py_ssize_t j, start, stop, k
     if pos + 2 * AHEAD < n:
-        prefetch(indptr + order[pos + 2 * AHEAD])
+        prefetch(indptr + (order[pos + 2 * AHEAD] & ROW_MASK))
     if pos + AHEAD < n:
-        j = order[pos + AHEAD]
-        prefetch(a + j)
-        prefetch(b + j)
-        prefetch(c + j)
+        j = order[pos + AHEAD] & ROW_MASK
+        if a != NULL:
+            prefetch(a + j)
+        if b != NULL:
+            prefetch(b + j)
+        if c != NULL:
+            prefetch(c + j)
         start = <Py_ssize_t>indptr[j]
         stop = <Py_ssize_t>indptr[j + 1]
         k = 0
@@ -144,6 +153,7 @@ cdef struct Work:
     double* w
     uint32_t* order
     const double* sqnorm  # NULL: squared row norms are computed on the fly (no duplicates)
+    double s_uniform  # > 0: every s_i equals it (s is not read in the passes); else 0
     uint64_t rng
     double C
     double offset
@@ -165,6 +175,7 @@ cdef class DualState:
     schedule divides it by 10 after a pass with fewer than n/10 Newton steps, down to
     ``innereps_min``), ``seed``. ``sqnorm`` (optional): exact squared row norms, needed
     only when some row repeats a column index (else they are computed on the fly).
+    ``labels``: ``y`` holds +-1 labels (logistic), carried in the permutation's entries.
     """
     cdef const double[::1] y
     cdef const double[::1] s
@@ -173,6 +184,8 @@ cdef class DualState:
     cdef uint32_t[::1] order
     cdef double[::1] sqnorm
     cdef bint has_sqnorm
+    cdef readonly bint labels
+    cdef double s_uniform
     cdef uint64_t rng
     cdef public double C
     cdef public double offset
@@ -183,12 +196,12 @@ cdef class DualState:
     cdef public long long updates
 
     def __init__(self, const double[::1] y, const double[::1] s, double[::1] v, double[::1] w,
-                 double C, unsigned long long seed=0, double[::1] sqnorm=None):
-        cdef Py_ssize_t n = y.shape[0]
+                 double C, unsigned long long seed=0, double[::1] sqnorm=None, bint labels=False):
+        cdef Py_ssize_t n = y.shape[0], i
         if s.shape[0] != n or v.shape[0] != n:
             raise ValueError("y, s and the dual variables must have one entry per row")
-        if n >= 4294967295:
-            raise ValueError("dual CD supports fewer than 2**32 rows")
+        if n > ROW_MASK:
+            raise ValueError("dual CD supports fewer than 2**31 rows")
         self.y = y
         self.s = s
         self.v = v
@@ -206,6 +219,16 @@ cdef class DualState:
         self.newton_steps = 0
         self.updates = 0
         self.order = np.arange(n, dtype=np.uint32)
+        self.labels = labels
+        if labels:
+            for i in range(n):
+                if y[i] == 1.0:
+                    self.order[i] |= LABEL_BIT
+                elif y[i] != -1.0:
+                    raise ValueError(f"labels must be -1 or +1, got y[{i}] = {y[i]}")
+        self.s_uniform = 0.0
+        if n > 0 and np.min(s) == np.max(s) and s[0] > 0:
+            self.s_uniform = s[0]
         # splitmix64 of the seed: a non-zero, well-mixed xorshift state
         cdef uint64_t z = <uint64_t>seed + <uint64_t>0x9E3779B97F4A7C15ULL
         z = (z ^ (z >> 30)) * <uint64_t>0xBF58476D1CE4E5B9ULL
@@ -221,6 +244,7 @@ cdef class DualState:
         wk.w = &self.w[0] if self.w.shape[0] > 0 else NULL
         wk.order = &self.order[0]
         wk.sqnorm = &self.sqnorm[0] if self.has_sqnorm else NULL
+        wk.s_uniform = self.s_uniform
         wk.rng = self.rng
         wk.C = self.C
         wk.offset = self.offset
@@ -265,8 +289,10 @@ cdef double _logistic_epochs(const floating* data, const integral* indices, cons
     cdef int epoch, it
     cdef double Ci, dot, sq, yi, g, gmax = 0.0, aC, c0, lo, hi, tt, tn, phi, dphi
     cdef double p_old, q_old, p, q, delta
-    cdef double rho = st.rho, sy = 0.0, c = st.offset
+    cdef double rho = st.rho, sy = 0.0, c = st.offset, Cu = C * st.s_uniform
+    cdef const double* s_read = NULL if Cu > 0.0 else s  # uniform weights: s is not read
     cdef long long steps = 0, updates = 0, epoch_steps
+    cdef uint32_t entry
     if rho != 0.0:  # sum_i y_i alpha_i, exact at the start of every call
         for i in range(n):
             if s[i] > 0.0:
@@ -278,16 +304,17 @@ cdef double _logistic_epochs(const floating* data, const integral* indices, cons
         gmax = 0.0
         epoch_steps = steps
         for pos in range(n):
-            prefetch_ahead(data, indices, indptr, order, pos, n, y, s, t)
-            i = order[pos]
-            Ci = C * s[i]
+            prefetch_ahead(data, indices, indptr, order, pos, n, t, s_read, NULL)
+            entry = order[pos]
+            i = entry & ROW_MASK
+            Ci = Cu if s_read == NULL else C * s[i]
             if Ci <= 0.0:
                 continue
             m = get_row(data, indices, indptr, i, &vals, &cols)
             dot = row_dot(vals, cols, m, w, &sq)
             if sqnorm != NULL:
                 sq = sqnorm[i]
-            yi = y[i]
+            yi = 1.0 if entry >> 31 else -1.0  # the label bit
             # gradient of the dual in alpha_i: y_i (x_i w + b) + log(alpha_i / (C_i - alpha_i))
             g = yi * (dot + b) + t[i]
             if fabs(g) > gmax:
@@ -360,7 +387,8 @@ cdef double _ridge_epochs(const floating* data, const integral* indices, const i
     cdef Py_ssize_t m, i, pos
     cdef int epoch
     cdef double Ci, dot, sq, g, gmax = 0.0, delta
-    cdef double rho = st.rho, sb = 0.0, c = st.offset
+    cdef double rho = st.rho, sb = 0.0, c = st.offset, Cu = C * st.s_uniform
+    cdef const double* s_read = NULL if Cu > 0.0 else s  # uniform weights: s is not read
     if rho != 0.0:  # sum_i beta_i, exact at the start of every call
         for i in range(n):
             sb = sb + beta[i]
@@ -369,9 +397,9 @@ cdef double _ridge_epochs(const floating* data, const integral* indices, const i
         shuffle(order, n, &st.rng)
         gmax = 0.0
         for pos in range(n):
-            prefetch_ahead(data, indices, indptr, order, pos, n, y, s, beta)
+            prefetch_ahead(data, indices, indptr, order, pos, n, y, beta, s_read)
             i = order[pos]
-            Ci = C * s[i]
+            Ci = Cu if s_read == NULL else C * s[i]
             if Ci <= 0.0:
                 continue
             m = get_row(data, indices, indptr, i, &vals, &cols)
@@ -402,6 +430,8 @@ def logistic_epochs(const floating[::1] data, const integral[::1] indices, const
     cdef Py_ssize_t n = indptr.shape[0] - 1
     cdef double gmax
     _check_state(state, n)
+    if not state.labels:
+        raise ValueError("logistic dual CD needs a DualState made with labels=True")
     if n == 0 or n_epochs <= 0:
         return 0.0
     cdef Work wk = state.work()
@@ -417,6 +447,8 @@ def ridge_epochs(const floating[::1] data, const integral[::1] indices, const in
     cdef Py_ssize_t n = indptr.shape[0] - 1
     cdef double gmax
     _check_state(state, n)
+    if state.labels:
+        raise ValueError("ridge dual CD needs a DualState made with labels=False")
     if n == 0 or n_epochs <= 0:
         return 0.0
     cdef Work wk = state.work()

@@ -74,7 +74,8 @@ class CythonBackend(NumpyBackend):
         """A ``DualState`` over the estimator's ``y`` and ``s`` with the caller's
         dual variables ``dual`` (n,) and ``w`` (d,), both float64, updated in place."""
         sqnorm = self.row_norms_sq() if self.duplicate_rows else None
-        return self._cd.DualState(self.y, self.s, dual, w, float(C), int(seed), sqnorm)
+        return self._cd.DualState(self.y, self.s, dual, w, float(C), int(seed), sqnorm,
+                                  labels=self.loss.name == "logistic")
 
     def dual_epochs(self, state, n_epochs):
         """Run ``n_epochs`` passes of dual CD for this backend's loss; returns the largest
