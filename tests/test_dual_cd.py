@@ -379,8 +379,10 @@ def test_missing_extension_names_the_fix(monkeypatch):
 
 
 # ---- LIBLINEAR's switch to Newton at large C ----
-def test_newton_finish_after_300_passes_and_pure_dual_cd():
-    from tikhon.solvers import Problem, run
+def test_newton_finish_when_the_rate_is_slow_and_pure_dual_cd():
+    """At large C the observed rate predicts many passes: after SWITCH_AFTER passes the
+    fit is finished by Newton-CG; newton_after=None runs pure dual CD (hundreds of passes)."""
+    from tikhon.solvers import Problem, dual_cd as dual_cd_solver, run
 
     X, y = dataset("a9a5k")
     obj = Objective("logistic", 1 / 100.0, True)
@@ -388,6 +390,8 @@ def test_newton_finish_after_300_passes_and_pure_dual_cd():
     theta0 = np.zeros(obj.n_params(X.shape[1]))
     finished = run("dual_cd", obj, be, theta0, 1e-9, 100_000)
     assert finished.converged and "Newton-CG" in finished.message and finished.certificate <= 1e-9
+    passes = int(finished.message.split()[0])
+    assert dual_cd_solver.SWITCH_AFTER <= passes < 30, finished.message
     pure = run("dual_cd", obj, be, theta0, 1e-7, 100_000, newton_after=None)
     assert pure.converged and "Newton-CG" not in pure.message and pure.n_iter > 300
     best = newton_optimum("a9a5k", 100.0, True, False)
