@@ -201,6 +201,23 @@ def test_float32_float64_int32_int64(name):
         assert abs(ours - ref) / ref <= RTOL, (label, ours, ref)
 
 
+def test_compiled_hessian_diagonal_equals_the_numpy_backend():
+    """The extension's squared-entry product (Newton's Jacobi preconditioner on the cython
+    backend) equals the numpy backend's blockwise squares, for every data/index type."""
+    from tikhon.backends.numpy import NumpyBackend
+
+    X, y = dataset("synthetic")
+    s = np.random.default_rng(0).uniform(0.5, 2.0, len(y))
+    w = np.random.default_rng(1).standard_normal(X.shape[1]) * 0.1
+    for label, V in variants(X):
+        cy = get_backend("cython", V)(V, y, s, LOSSES["logistic"])
+        ref = NumpyBackend(V, y, s, LOSSES["logistic"])
+        (dw, db), (rw, rb) = cy.hessian_diagonal(w, 0.2), ref.hessian_diagonal(w, 0.2)
+        rtol = 1e-12 if V.dtype == np.float64 else 1e-5  # numpy's float32 margins are float32
+        assert np.allclose(dw, rw, rtol=rtol, atol=1e-15 * np.abs(rw).max()), label
+        assert db == pytest.approx(rb, rel=rtol), label
+
+
 def test_backend_reads_the_callers_arrays():
     X, y = dataset("synthetic")
     for label, V in variants(X):

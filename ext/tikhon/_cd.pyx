@@ -545,6 +545,27 @@ def csr_rmatvec(const floating[::1] data, const integral[::1] indices, const int
                     out[indices[k]] += ri * <double>data[k]
 
 
+def csr_rmatvec_squares(const floating[::1] data, const integral[::1] indices, const integral[::1] indptr,
+                        const double[::1] r, double[::1] out):
+    """``out = (X * X).T @ r`` (squared entries) accumulated in double; ``out`` is
+    overwritten. With no repeated column index in a row, the Hessian diagonal
+    ``sum_i r_i x_ij^2`` without squaring X into a temporary."""
+    cdef Py_ssize_t n = indptr.shape[0] - 1
+    cdef Py_ssize_t i, k
+    cdef double ri, x
+    if r.shape[0] != n:
+        raise ValueError(f"r has {r.shape[0]} entries, expected {n}")
+    with nogil:
+        for k in range(out.shape[0]):
+            out[k] = 0.0
+        for i in range(n):
+            ri = r[i]
+            if ri != 0.0:
+                for k in range(indptr[i], indptr[i + 1]):
+                    x = <double>data[k]
+                    out[indices[k]] += ri * x * x
+
+
 def csr_row_norms_sq_merged(const floating[::1] data, const integral[::1] indices, const integral[::1] indptr,
                             Py_ssize_t n_features, double[::1] out):
     """``out[i] = ||x_i||^2`` where repeated column indices in a row are summed first

@@ -13,6 +13,8 @@ from contextlib import nullcontext
 import numpy as np
 import scipy.sparse as sp
 
+from ..objective import row_blocks
+
 __all__ = ["Backend", "input_format"]
 
 
@@ -76,24 +78,39 @@ class Backend:
         """Margins ``X w + b`` (float64)."""
         return self.matvec(w) + b
 
+    def _pointwise(self, z, b, curvature=None):
+        """``sum s loss`` at margins ``z + b``; overwrites ``z`` with ``s loss'`` and, if
+        given, ``curvature`` with ``s loss''``. By row blocks (cache-sized temporaries):
+        beyond the margins no n-vector is made."""
+        y, s, loss = self.y, self.s, self.loss
+        value = 0.0
+        for k in row_blocks(len(z)):
+            zk = z[k] + b
+            value += float(np.dot(s[k], loss.value(y[k], zk)))
+            first, second = loss.derivative_curvature(y[k], zk)
+            z[k] = s[k] * first
+            if curvature is not None:
+                curvature[k] = s[k] * second
+        return value
+
     def loss_grad(self, w, b):
         """``(sum s loss, X^T (s loss'), sum s loss')`` at ``(w, b)``."""
-        z = self.decision(w, b)
-        r = self.s * self.loss.derivative(self.y, z)
-        value = float(np.dot(self.s, self.loss.value(self.y, z)))
+        r = self.matvec(w)
+        value = self._pointwise(r, b)
         return value, self.rmatvec(r), float(r.sum())
 
     def loss_grad_hessian(self, w, b):
         """``loss_grad`` plus the data term's Hessian at ``(w, b)`` as a product
         ``(v, vb) -> (H_ww v + h_wb vb, h_bw v + h_bb vb)``; shares the pass that
         computes the margins. Each product is one pass over X each way."""
-        z = self.decision(w, b)
-        r = self.s * self.loss.derivative(self.y, z)
-        value = float(np.dot(self.s, self.loss.value(self.y, z)))
-        d = self.s * self.loss.curvature(self.y, z)
+        r = self.matvec(w)
+        d = np.empty_like(r)
+        value = self._pointwise(r, b, d)
 
         def product(v, vb=0.0):
-            t = d * (self.matvec(v) + vb)
+            t = self.matvec(v)
+            t += vb
+            t *= d
             return self.rmatvec(t), float(t.sum())
 
         return value, self.rmatvec(r), float(r.sum()), product
@@ -101,19 +118,27 @@ class Backend:
     def _block_rows(self):
         """Rows per block of X for blockwise work: dense blocks of about 16k values stay
         in cache (large temporaries cost page faults on every block); CSR blocks of about
-        1M nonzeros keep the per-block cost of slicing a CSR matrix small."""
+        64k nonzeros bound the temporaries (squared values, and the int32 copy of int64
+        indices scipy makes) to about 1 MB."""
         X = self.X
         if input_format(X) == "csr":
-            width, target = X.nnz / max(1, self.n_samples), 1 << 20
+            width, target = X.nnz / max(1, self.n_samples), 1 << 16
         else:
             width, target = self.n_features, 1 << 14
         return int(max(64, target // max(1.0, width)))
+
+    def _curvature_weights(self, w, b):
+        """``d_i = s_i loss''(y_i, x_i w + b)``: one pass for the margins, overwritten by row blocks."""
+        d = self.matvec(w)
+        for k in row_blocks(len(d)):
+            d[k] = self.s[k] * self.loss.curvature(self.y[k], d[k] + b)
+        return d
 
     def hessian_diagonal(self, w, b):
         """Diagonal of the data term's Hessian at ``(w, b)``: ``(sum_i d_i x_ij^2, sum_i d_i)``
         with ``d_i = s_i loss''(y_i, z_i)``. One pass for the margins, one over row blocks
         of X for the squares (a block at a time is squared, never all of X)."""
-        d = self.s * self.loss.curvature(self.y, self.decision(w, b))
+        d = self._curvature_weights(w, b)
         out = np.zeros(self.n_features)
         chunk, sparse = self._block_rows(), input_format(self.X) == "csr"
         for start in range(0, self.n_samples, chunk):

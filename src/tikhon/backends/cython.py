@@ -61,6 +61,16 @@ class CythonBackend(NumpyBackend):
         self._cd.csr_rmatvec(*self._parts, np.ascontiguousarray(r, dtype=np.float64), out)
         return out
 
+    def hessian_diagonal(self, w, b):
+        """As the base class, with the squares accumulated by the extension (no squared
+        copy of X's blocks); rows repeating a column index take the base class's way."""
+        if self.duplicate_rows:
+            return super().hessian_diagonal(w, b)
+        d = self._curvature_weights(w, b)
+        out = np.empty(self.n_features)
+        self._cd.csr_rmatvec_squares(*self._parts, d, out)
+        return out, float(d.sum())
+
     def row_norms_sq(self, chunk=8192):
         out = np.empty(self.n_samples)
         if self.duplicate_rows:
