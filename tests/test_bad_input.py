@@ -9,6 +9,7 @@ the model of the equivalent clean float64 input on the same backend.
 """
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
@@ -540,3 +541,26 @@ def test_one_bad_value_in_a_large_X_is_found_whatever_its_block(layout, where, b
     inp = sp.csr_matrix(X) if layout == "csr" else np.asarray(X, order=layout)
     with pytest.raises(ValueError, match="NaN or infinity"):
         LR().fit(inp, y)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_duplicate_detection_with_and_without_the_extension(monkeypatch, compiled):
+    """Unsorted CSR is searched for repeated column indices by the extension (O(d) memory)
+    or, when it is missing, by numpy: both find one repeated index and none in its absence."""
+    from tikhon import _validation
+
+    if not compiled:
+        monkeypatch.setitem(sys.modules, "tikhon._cd", None)  # `from . import _cd` fails
+        monkeypatch.delattr(tikhon, "_cd", raising=False)
+    X = sp.random(300, 50, density=0.1, format="csr", random_state=0)
+    X.indices = np.ascontiguousarray(X.indices[::-1])  # unsorted rows (and shuffled columns)
+    X.data = np.ascontiguousarray(X.data[::-1])
+    X.indptr = np.ascontiguousarray(X.indptr[-1] - X.indptr[::-1])
+    X.has_sorted_indices = False
+    assert (_validation._compiled_duplicate_rows(X) is None) == (not compiled)
+    assert not _validation._has_duplicates(X)
+    row = 7
+    start = X.indptr[row]
+    assert X.indptr[row + 1] - start >= 2
+    X.indices[start + 1] = X.indices[start]  # one repeated index in row 7
+    assert _validation._has_duplicates(X)
