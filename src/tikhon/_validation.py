@@ -35,8 +35,8 @@ import numbers
 import numpy as np
 
 __all__ = ["MAX_MAGNITUDE", "check_binary_labels", "check_bool", "check_class_balance", "check_csr_structure",
-           "check_magnitude", "check_nonempty", "check_values", "check_random_state_param", "check_sample_weight",
-           "check_solve_settings", "check_targets", "positive", "refuse_strings", "require_y"]
+           "check_magnitude", "check_nonempty", "check_random_state_param", "check_sample_weight",
+           "check_solve_settings", "check_targets", "check_values", "positive", "refuse_strings", "require_y"]
 
 
 def positive(name, value, integer=False, allow_none=False):
@@ -135,6 +135,8 @@ def _has_duplicates(X):
 
 
 def _compiled_duplicate_rows(X):
+    """Rows of ``X`` repeating a column index, counted by ``tikhon._cd.check_csr``;
+    ``None`` when the extension is missing or does not take X's arrays."""
     try:
         from . import _cd
     except ImportError:
