@@ -528,28 +528,10 @@ def csr_matvec(const floating[::1] data, const integral[::1] indices, const inte
 
 
 def csr_rmatvec(const floating[::1] data, const integral[::1] indices, const integral[::1] indptr,
-                const double[::1] r, double[::1] out):
-    """``out = X.T @ r`` accumulated in double; ``out`` is overwritten."""
-    cdef Py_ssize_t n = indptr.shape[0] - 1
-    cdef Py_ssize_t i, k
-    cdef double ri
-    if r.shape[0] != n:
-        raise ValueError(f"r has {r.shape[0]} entries, expected {n}")
-    with nogil:
-        for k in range(out.shape[0]):
-            out[k] = 0.0
-        for i in range(n):
-            ri = r[i]
-            if ri != 0.0:
-                for k in range(indptr[i], indptr[i + 1]):
-                    out[indices[k]] += ri * <double>data[k]
-
-
-def csr_rmatvec_squares(const floating[::1] data, const integral[::1] indices, const integral[::1] indptr,
-                        const double[::1] r, double[::1] out):
-    """``out = (X * X).T @ r`` (squared entries) accumulated in double; ``out`` is
-    overwritten. With no repeated column index in a row, the Hessian diagonal
-    ``sum_i r_i x_ij^2`` without squaring X into a temporary."""
+                const double[::1] r, double[::1] out, bint squares=False):
+    """``out = X.T @ r`` accumulated in double; ``out`` is overwritten. ``squares``:
+    ``(X * X).T @ r`` instead, entries squared (with no repeated column index in a row,
+    the Hessian diagonal ``sum_i r_i x_ij^2``, without squaring X into a temporary)."""
     cdef Py_ssize_t n = indptr.shape[0] - 1
     cdef Py_ssize_t i, k
     cdef double ri, x
@@ -560,10 +542,15 @@ def csr_rmatvec_squares(const floating[::1] data, const integral[::1] indices, c
             out[k] = 0.0
         for i in range(n):
             ri = r[i]
-            if ri != 0.0:
+            if ri == 0.0:
+                continue
+            if squares:
                 for k in range(indptr[i], indptr[i + 1]):
                     x = <double>data[k]
                     out[indices[k]] += ri * x * x
+            else:
+                for k in range(indptr[i], indptr[i + 1]):
+                    out[indices[k]] += ri * <double>data[k]
 
 
 def csr_row_norms_sq_merged(const floating[::1] data, const integral[::1] indices, const integral[::1] indptr,

@@ -68,7 +68,7 @@ class CythonBackend(NumpyBackend):
             return super().hessian_diagonal(w, b)
         d = self._curvature_weights(w, b)
         out = np.empty(self.n_features)
-        self._cd.csr_rmatvec_squares(*self._parts, d, out)
+        self._cd.csr_rmatvec(*self._parts, d, out, squares=True)
         return out, float(d.sum())
 
     def row_norms_sq(self, chunk=8192):
