@@ -526,12 +526,19 @@ def test_large_but_allowed_scale_is_finite_or_warns(backend, solver, scale):
         assert model.converged_ or model.n_iter_ > 0
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("layout", ["C", "F", "csr"])
 @pytest.mark.parametrize("where", ["first", "last", "after_larger"])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_one_bad_value_in_a_large_X_is_found_whatever_its_block(layout, where, bad):
-    """X is checked block by block in one pass: a single NaN or infinity is found in the
-    first or the last block, and after a block holding a larger finite value."""
+def test_one_bad_value_in_a_large_X_is_found_whatever_its_block(monkeypatch, threads, layout, where, bad):
+    """X is checked block by block in one pass (by two threads when X is large, here made
+    to count as large): a single NaN or infinity is found in the first or the last block,
+    and after a block holding a larger finite value."""
+    from tikhon import _validation
+
+    if threads > 1:
+        monkeypatch.setattr(_validation, "_PARALLEL_CHECK_BYTES", 0)
+        monkeypatch.setattr(_validation, "_check_threads", lambda: threads)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((40_000, 5))
     y = np.where(X[:, 0] > 0, 1.0, -1.0)
@@ -541,6 +548,12 @@ def test_one_bad_value_in_a_large_X_is_found_whatever_its_block(layout, where, b
     inp = sp.csr_matrix(X) if layout == "csr" else np.asarray(X, order=layout)
     with pytest.raises(ValueError, match="NaN or infinity"):
         LR().fit(inp, y)
+    if where == "after_larger":  # the largest finite value is found by whichever thread holds it
+        X[row, 3] = 0.0
+        X[-1, 2] = 1e60
+        inp = sp.csr_matrix(X) if layout == "csr" else np.asarray(X, order=layout)
+        with pytest.raises(ValueError, match="magnitude 1e\\+60"):
+            LR().fit(inp, y)
 
 
 @pytest.mark.parametrize("compiled", [True, False])

@@ -263,24 +263,51 @@ def _refuse_magnitude(name, top):
 
 # Values per block of check_values: the block's |x| temporary stays in L2 cache.
 _CHECK_BLOCK = 1 << 15
+# Arrays from this size on are checked by several threads (numpy's reductions release
+# the GIL): the check is then one parallel pass over X.
+_PARALLEL_CHECK_BYTES = 64 << 20
 
 
 def check_values(name, values, magnitude=True):
     """Refuse NaN and infinity (and, with ``magnitude``, ``|x| > MAX_MAGNITUDE``) in one
     pass over ``values`` (an array of any shape, e.g. X or a CSR's ``data``), by blocks
-    of rows: no copy of ``values``, one cache-sized temporary. Replaces scikit-learn's
-    finiteness check plus a magnitude check (three passes over X) at fit time."""
+    of rows: no copy of ``values``, one cache-sized temporary per thread. Replaces
+    scikit-learn's finiteness check plus a magnitude check (three passes over X) at fit
+    time. Large arrays are split among ``config_context(n_threads=...)`` threads (default:
+    every core)."""
     if values.size == 0:
         return
     rows = max(1, _CHECK_BLOCK // max(1, values.size // max(1, values.shape[0])))
-    top = 0.0
-    for start in range(0, values.shape[0], rows):
-        block_top = float(np.max(np.abs(values[start:start + rows])))  # NaN if the block has one
-        if not block_top <= top:
-            top = block_top
-            if not np.isfinite(top):
-                break
-    if not np.isfinite(top):
+    starts = range(0, values.shape[0], rows)
+
+    def largest(part):
+        top = 0.0
+        for start in part:
+            block_top = float(np.max(np.abs(values[start:start + rows])))  # NaN if the block has one
+            if not block_top <= top:
+                top = block_top
+                if not np.isfinite(top):
+                    break
+        return top
+
+    threads = min(len(starts), _check_threads()) if values.nbytes >= _PARALLEL_CHECK_BYTES else 1
+    if threads > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        parts = [starts[k * len(starts) // threads:(k + 1) * len(starts) // threads] for k in range(threads)]
+        with ThreadPoolExecutor(threads) as pool:
+            tops = list(pool.map(largest, parts))
+    else:
+        tops = [largest(starts)]
+    if not all(np.isfinite(t) for t in tops):
         raise ValueError(f"Input {name} contains NaN or infinity")
     if magnitude:
-        _refuse_magnitude(name, top)
+        _refuse_magnitude(name, max(tops))
+
+
+def _check_threads():
+    import os
+
+    from ._config import resolve_threads
+
+    return resolve_threads() or os.cpu_count() or 1
