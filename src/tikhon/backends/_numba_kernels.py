@@ -78,6 +78,8 @@ def pointwise(code, y, z):
 @njit(cache=True)
 def _pointwise_block(code, y, s, zb, i0, m, b, dvec, want_d):
     """``zb[k] <- s r'`` for rows ``i0 + k``; returns ``(sum s loss, sum s loss')``."""
+    if code == LOGISTIC:
+        return _logistic_block(y, s, zb, i0, m, b, dvec, want_d)
     loss = 0.0
     gb = 0.0
     for k in range(m):
@@ -89,6 +91,112 @@ def _pointwise_block(code, y, s, zb, i0, m, b, dvec, want_d):
         if want_d:
             dvec[i] = s[i] * curv
         zb[k] = r
+    return loss, gb
+
+
+# ---- the logistic loss of a block of rows, in vectorizable loops ----
+# pointwise() costs two libm calls (exp, log1p) a row, which cannot be vectorized without
+# SVML: measured ~40% of a dense loss+gradient pass. On a block, exp(-|t|) and log1p(e)
+# are computed here by polynomials in straight-line loops that LLVM vectorizes (AVX2: 4
+# rows at once; measured 5x faster than the libm calls), to full double accuracy:
+# exp by reduction to r = a - k ln2 (|r| <= ln2/2) and its degree-13 Taylor polynomial
+# (truncation below 4e-18), 2^k assembled in the float's exponent bits; log1p(e) for
+# e in [0, 1] as 2 atanh(e / (2 + e)), a series in u^2 <= 1/9 (17 terms, truncation
+# below 1e-18). Measured over 1e5 margins: relative errors <= 2.3e-16 (exp) and 6.3e-16
+# (log1p) against numpy. exp(-|t|) is clamped at exp(-708) (a relative change of the
+# loss below 1e-300). error_model="numpy": divisions without Python's zero check, which
+# would stop vectorization (the divisors here are >= 1).
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+_INV_LN2 = 1.44269504088896338700e+00
+_ROUND = 6755399441055744.0  # 1.5 * 2^52: x + _ROUND holds round(x) in its low mantissa bits
+_ROUND_BITS = np.int64(np.float64(_ROUND).view(np.int64))
+_EXP_TAYLOR = tuple(1.0 / float(np.prod(np.arange(1, k + 1, dtype=np.float64))) for k in range(14))
+_ATANH_SERIES = tuple(1.0 / (2 * k + 1) for k in range(18))
+
+
+@njit(cache=True, fastmath=_FAST, error_model="numpy")
+def _exp_neg_abs(t, m, e, work):
+    """``e[k] = exp(-|t[k]|)`` for ``k < m`` (``work``: scratch of ``m`` floats)."""
+    for k in range(m):
+        a = max(-abs(t[k]), -708.0)
+        f = np.floor(a * _INV_LN2 + 0.5)
+        r = (a - f * _LN2_HI) - f * _LN2_LO
+        p = _EXP_TAYLOR[13]
+        p = p * r + _EXP_TAYLOR[12]
+        p = p * r + _EXP_TAYLOR[11]
+        p = p * r + _EXP_TAYLOR[10]
+        p = p * r + _EXP_TAYLOR[9]
+        p = p * r + _EXP_TAYLOR[8]
+        p = p * r + _EXP_TAYLOR[7]
+        p = p * r + _EXP_TAYLOR[6]
+        p = p * r + _EXP_TAYLOR[5]
+        p = p * r + _EXP_TAYLOR[4]
+        p = p * r + _EXP_TAYLOR[3]
+        p = p * r + _EXP_TAYLOR[2]
+        p = p * r + _EXP_TAYLOR[1]
+        e[k] = p * r + _EXP_TAYLOR[0]
+        work[k] = f + _ROUND
+    bits = work.view(np.int64)
+    for k in range(m):  # 2^f: the exponent field f + 1023
+        bits[k] = (bits[k] - _ROUND_BITS + 1023) << 52
+    for k in range(m):
+        e[k] *= work[k]
+
+
+@njit(cache=True, fastmath=_FAST, error_model="numpy")
+def _log1p_unit(e, m, out):
+    """``out[k] = log1p(e[k])`` for ``e[k]`` in [0, 1], ``k < m``."""
+    for k in range(m):
+        u = e[k] / (2.0 + e[k])
+        u2 = u * u
+        p = _ATANH_SERIES[17]
+        p = p * u2 + _ATANH_SERIES[16]
+        p = p * u2 + _ATANH_SERIES[15]
+        p = p * u2 + _ATANH_SERIES[14]
+        p = p * u2 + _ATANH_SERIES[13]
+        p = p * u2 + _ATANH_SERIES[12]
+        p = p * u2 + _ATANH_SERIES[11]
+        p = p * u2 + _ATANH_SERIES[10]
+        p = p * u2 + _ATANH_SERIES[9]
+        p = p * u2 + _ATANH_SERIES[8]
+        p = p * u2 + _ATANH_SERIES[7]
+        p = p * u2 + _ATANH_SERIES[6]
+        p = p * u2 + _ATANH_SERIES[5]
+        p = p * u2 + _ATANH_SERIES[4]
+        p = p * u2 + _ATANH_SERIES[3]
+        p = p * u2 + _ATANH_SERIES[2]
+        p = p * u2 + _ATANH_SERIES[1]
+        out[k] = 2.0 * u * (p * u2 + _ATANH_SERIES[0])
+
+
+@njit(cache=True, fastmath={"contract"}, error_model="numpy")
+def _logistic_block(y, s, zb, i0, m, b, dvec, want_d):
+    """:func:`_pointwise_block` for the logistic loss (see :func:`pointwise` for the
+    formulas), with the exponentials and logarithms of the whole block vectorized. The
+    sums run in row order (no ``reassoc``): a vectorized reduction's order would depend
+    on the buffers' alignment, and results must repeat exactly."""
+    t = np.empty(m)
+    e = np.empty(m)
+    log_term = np.empty(m)
+    for k in range(m):
+        t[k] = y[i0 + k] * (zb[k] + b)
+    _exp_neg_abs(t, m, e, log_term)
+    _log1p_unit(e, m, log_term)
+    loss = 0.0
+    gb = 0.0
+    for k in range(m):
+        i = i0 + k
+        tk = t[k]
+        inv = 1.0 / (1.0 + e[k])
+        sig_neg = e[k] * inv if tk >= 0.0 else inv  # sigmoid(-t)
+        nan_if_not_finite = tk - tk  # exp(-|t|) was clamped: let NaN/inf margins show
+        loss += s[i] * (log_term[k] + max(-tk, 0.0) + nan_if_not_finite)
+        r = s[i] * (-y[i] * sig_neg + nan_if_not_finite)
+        gb += r
+        zb[k] = r
+        if want_d:
+            dvec[i] = s[i] * (e[k] * inv * inv)
     return loss, gb
 
 
