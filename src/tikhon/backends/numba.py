@@ -4,10 +4,12 @@
   matrices with int32 or int64 indices, in float32 or float64. X is never copied or
   cast; a dense array that is neither C- nor F-contiguous (a strided view) is copied
   once to C order when the backend is built.
-* One pass over X per call: ``loss_grad`` computes margin, loss and gradient
-  accumulation row by row in the same loop; ``loss_grad_hessian`` also stores the
-  curvature weights, and each Hessian-vector product is one pass
-  (``t = x_i . v + vb``; accumulate ``d_i t x_i``) without forming ``diag(d) X``.
+* One pass over X per call: ``loss_grad`` works on blocks of rows that stay in cache
+  (the block's margins, then its losses and derivatives, the logistic exponentials and
+  logarithms computed by vectorized polynomials to full double accuracy, then its
+  gradient contributions); ``loss_grad_hessian`` also stores the curvature weights, and
+  each Hessian-vector product is one pass (``t = x_i . v + vb``; accumulate
+  ``d_i t x_i``) without forming ``diag(d) X``.
 * Precision: X is read in its dtype; coefficients and all sums are float64 (so
   float32 data gets float64 accumulation of the margins and the gradient).
 * Threads: row chunks run in parallel (``prange``), one private gradient buffer per
