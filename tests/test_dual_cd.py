@@ -409,6 +409,10 @@ def test_newton_finish_when_the_rate_is_slow_and_pure_dual_cd():
     assert finished.converged and "Newton-CG" in finished.message and finished.certificate <= 1e-9
     passes = int(finished.message.split()[0])
     assert dual_cd_solver.SWITCH_AFTER <= passes < 30, finished.message
+    # the Newton iterations join the fit's history, on its clock: it ends at the solution
+    times = [t for t, _ in finished.history]
+    assert times == sorted(times) and len(finished.history) > passes // 3
+    assert finished.history[-1][1] == pytest.approx(finished.objective, rel=1e-12)
     pure = run("dual_cd", obj, be, theta0, 1e-7, 100_000, newton_after=None)
     assert pure.converged and "Newton-CG" not in pure.message and pure.n_iter > 300
     best = newton_optimum("a9a5k", 100.0, True, False)

@@ -69,6 +69,12 @@ class History:
     def add(self, objective_value):
         self.records.append((time.perf_counter() - self._start, float(objective_value)))
 
+    def extend(self, records, started):
+        """Append another solver's records, whose clock started at ``started`` (a
+        ``time.perf_counter()`` reading), on this history's clock."""
+        shift = started - self._start
+        self.records.extend((t + shift, v) for t, v in records)
+
 
 @dataclass
 class FitResult:

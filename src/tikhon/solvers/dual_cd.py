@@ -46,6 +46,7 @@ steps) without dominating the rows' curvature.
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 from scipy.special import expit
@@ -234,7 +235,8 @@ def solve(problem, theta0, tol, max_iter, random_state=None, inner_min=1e-12, rh
     if finish:  # LIBLINEAR's switch: Newton-CG from the dual CD iterate
         if obj.fit_intercept:
             b = obj.best_intercept(margins, y, s, b)
-        theta, certificate, newton_iters = _newton_finish(problem, obj.join(w, b), tol, max_iter - epochs)
+        theta, certificate, newton_iters = _newton_finish(problem, obj.join(w, b), tol, max_iter - epochs,
+                                                          history)
         converged = certificate <= tol
         message = (f"{epochs} dual CD passes, then {newton_iters} Newton-CG iterations; "
                    f"{outer} multiplier steps")
@@ -249,15 +251,18 @@ def solve(problem, theta0, tol, max_iter, random_state=None, inner_min=1e-12, rh
     return FitResult(theta, epochs, converged, certificate, "relative_gap", history.records, message=message)
 
 
-def _newton_finish(problem, theta, tol, max_iter):
+def _newton_finish(problem, theta, tol, max_iter, history):
     """Newton-CG from ``theta`` with a tightening gradient tolerance until the objective
     module's relative duality gap (dual point built from ``w``, quadratically small
-    near the optimum) is ``<= tol``. Returns ``(theta, gap, iterations)``."""
+    near the optimum) is ``<= tol``; its objective values join ``history``. Returns
+    ``(theta, gap, iterations)``."""
     from . import newton
 
     gtol, iterations, gap = 1e-6, 0, math.inf
     for _ in range(8):
+        started = time.perf_counter()
         result = newton.solve(problem, theta, gtol, max(1, max_iter - iterations))
+        history.extend(result.history, started)
         theta, iterations = result.theta, iterations + result.n_iter
         gap = problem.duality_gap(theta)[2]
         if gap <= tol or iterations >= max_iter:
