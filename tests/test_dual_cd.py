@@ -396,6 +396,24 @@ def test_missing_extension_names_the_fix(monkeypatch):
 
 
 # ---- LIBLINEAR's switch to Newton at large C ----
+def test_newton_finish_at_the_pass_limit():
+    """With an intercept, multiplier steps restart the rate's estimate; the pass limit
+    (newton_after, default 20) still hands over to Newton-CG, at the first check past it."""
+    from tikhon.solvers import run
+
+    X, y = dataset("a9a5k")
+    obj = Objective("logistic", 1 / 0.1, True)
+    be = get_backend("cython", X, loop="dual_cd")(X, y, np.ones(len(y)), obj.pointwise)
+    theta0 = np.zeros(obj.n_params(X.shape[1]))
+    pure = run("dual_cd", obj, be, theta0, 1e-10, 100_000, newton_after=None)
+    assert pure.converged and "Newton-CG" not in pure.message and pure.n_iter > 20
+    for limit in (8, 20):
+        capped = run("dual_cd", obj, be, theta0, 1e-10, 100_000, newton_after=limit)
+        passes = int(capped.message.split()[0])
+        assert capped.converged and "Newton-CG" in capped.message and limit <= passes < limit + 8
+        assert (capped.objective - pure.objective) / pure.objective <= 1e-10
+
+
 def test_newton_finish_when_the_rate_is_slow_and_pure_dual_cd():
     """At large C the observed rate predicts many passes: after SWITCH_AFTER passes the
     fit is finished by Newton-CG; newton_after=None runs pure dual CD (hundreds of passes)."""

@@ -151,7 +151,7 @@ def _relative(primal, dual):
 
 
 def solve(problem, theta0, tol, max_iter, random_state=None, inner_min=1e-12, rho=None,
-          newton_after=300):
+          newton_after=20):
     """Dual CD to relative duality gap ``tol``; ``max_iter`` bounds the passes over X.
 
     ``theta0``: only its intercept is used (the dual iterate starts as LIBLINEAR's).
@@ -168,8 +168,11 @@ def solve(problem, theta0, tol, max_iter, random_state=None, inner_min=1e-12, rh
     costs several sequential products with X (measured 5x to 10x on a9a and on synthetic
     text), so a Newton finish of a few dozen products is then the cheaper way to ``tol``
     (a9a, C=1..100: 10-14 passes + Newton iterations instead of 41-508 passes, 2.8x to 14x
-    faster). The rule counts passes, not seconds, so a seeded fit is repeatable. ``None``
-    disables both switches (pure dual CD).
+    faster). The default pass limit, 20, catches the fits whose rate the rule cannot read:
+    with an intercept each multiplier step restarts the rate's estimate (a9a, C=0.1, with
+    intercept: 22 passes + Newton, 0.38 s, instead of 31 passes, 0.62 s). Both rules
+    count passes, not seconds, so a seeded fit is repeatable. ``None`` disables both
+    switches (pure dual CD).
     """
     obj = problem.objective
     history = History()
