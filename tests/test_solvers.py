@@ -126,8 +126,7 @@ def test_gd_default_step_is_below_the_inverse_lipschitz_constant():
 
 
 def test_choose_solver():
-    X, _, _ = small_problem()
-    assert choose_solver("auto", "logistic", X) == "newton"
-    assert choose_solver("lbfgs", "logistic", X) == "lbfgs"
+    assert choose_solver("auto", "logistic") == "newton"
+    assert choose_solver("lbfgs", "logistic") == "lbfgs"
     with pytest.raises(ValueError, match="unknown solver 'cg'; valid solvers are auto, " + ", ".join(SOLVERS)):
-        choose_solver("cg", "logistic", X)
+        choose_solver("cg", "logistic")

@@ -79,7 +79,7 @@ class _L2LinearModel(BaseEstimator):
         (hyperparameters already checked by ``_check_params``)."""
         objective = Objective(self._loss, self._lam(), bool(self.fit_intercept))
         backend_name = resolve_backend(self.backend)
-        solver = solvers.choose_solver(self.solver, self._loss, X, backend_name)
+        solver = solvers.choose_solver(self.solver, self._loss)
         loop = solver if solver in solvers.BACKEND_LOOPS else None
         backend_cls = get_backend(backend_name, X, loop=loop)
         backend = backend_cls(X, y_signed, sample_weight, objective.pointwise)

@@ -220,7 +220,7 @@ def _solve_path(X, t, s, grid, lams, loss, name, fit_intercept, backend, solver,
     ``theta0``, if given, starts the first warm-started point)."""
     model = model or ("logistic" if loss == "logistic" else "ridge")
     backend_name = resolve_backend(backend)
-    solver = "newton" if solver == "auto" else solvers.choose_solver(solver, loss, X, backend_name)
+    solver = solvers.choose_solver(solver, loss)
     loop = solver if solver in solvers.BACKEND_LOOPS else None
     backend_cls = get_backend(backend_name, X, loop=loop)
     be = backend_cls(X, t, s, Objective(loss, 1.0, fit_intercept).pointwise)

@@ -105,7 +105,8 @@ def _pointwise_block(code, y, s, zb, i0, m, b, dvec, want_d):
 # below 1e-18). Measured over 1e5 margins: relative errors <= 2.3e-16 (exp) and 6.3e-16
 # (log1p) against numpy. exp(-|t|) is clamped at exp(-708) (a relative change of the
 # loss below 1e-300). error_model="numpy": divisions without Python's zero check, which
-# would stop vectorization (the divisors here are >= 1).
+# would stop vectorization (the divisors here are >= 1). The Horner steps are written
+# out: a loop over the coefficient tuple is not vectorized (measured 4x slower).
 _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
 _INV_LN2 = 1.44269504088896338700e+00

@@ -22,15 +22,14 @@ SOLVERS = {
 BACKEND_LOOPS = frozenset({"dual_cd"})
 
 
-def choose_solver(name, loss, X=None, backend="auto"):
-    """Resolve ``"auto"`` to Newton-CG, on every input.
+def choose_solver(name, loss):
+    """Resolve ``"auto"`` to Newton-CG, for every loss and input.
 
     Measured (``tikhon bench``, time to 1e-6 relative suboptimality, one run each):
     Newton-CG beats dual CD on a9a (0.14-0.31 s vs 0.56-0.98 s, C in 0.1..10) and on
     synthetic text 200k x 100k with 7.5M nonzeros (1.06 s vs 2.50 s at C=1), and loses
     only on reuters (about 0.11 s vs 0.08 s); L-BFGS is 4x to 10x slower on a9a. So
-    ``dual_cd`` runs when asked for by name. ``X`` and ``backend`` are accepted for
-    rules that depend on the input."""
+    ``dual_cd`` runs when asked for by name."""
     if name == "auto":
         return "newton"
     if name not in SOLVERS:

@@ -104,14 +104,17 @@ class _Dual:
         intercept fixed at ``center``), with ``b = center - rho sum(u) / lam``. One pass
         was spent on ``margins``; the dual uses ``X^T u = -lam w`` (no pass)."""
         obj = self.objective
-        y, s, n = self.y, self.s, self.y.shape[0]
-        # by row blocks, so that the O(n) work allocates O(block), not several n-vectors
-        su = sum(float(self.u(sl).sum()) for sl in row_blocks(n))
+        y, s = self.y, self.s
+        # by row blocks, so that the O(n) work allocates O(block), not several n-vectors;
+        # the dual value is separable: the rows' conjugates by blocks, the norm term once
+        su = rows = 0.0
+        for sl in row_blocks(y.shape[0]):
+            u = self.u(sl)
+            su += float(u.sum())
+            rows += obj.dual_value(y[sl], s[sl], u, _EMPTY)
         b = center - rho * su / obj.lam
         pen = rho * su * su / (2.0 * obj.lam)
         data_loss = obj.data_loss(margins, y, s, b)
-        # the dual value is separable: the rows' conjugates by blocks, the norm term once
-        rows = sum(obj.dual_value(y[sl], s[sl], self.u(sl), _EMPTY) for sl in row_blocks(n))
         dual = rows + obj.dual_value(_EMPTY, _EMPTY, _EMPTY, -obj.lam * self.w) + center * su - pen
         return obj.value(data_loss, self.w) + pen, dual, b
 
