@@ -360,8 +360,29 @@ def _dense_cm_row_norms(X, lo, hi, out, block):
 
 # ---- CSR ----
 # Scalar loops (no fastmath: short rows of gathers gain nothing from vectorization, and
-# AVX2 gathers are slow); column indices are cast to unsigned, which drops Numba's
-# negative-index wraparound test from the inner loops (CSR indices are >= 0).
+# AVX2 gathers are slow). Entry positions and column indices are unsigned (CSR has no
+# negative ones): with signed ones Numba tests every access for negative-index
+# wraparound, which made these loops about 1.8x slower.
+@njit(cache=True)
+def _entries(indptr, i):
+    """The positions of row ``i``'s entries, as an unsigned range."""
+    return range(np.uint64(indptr[i]), np.uint64(indptr[i + 1]))
+
+
+@njit(cache=True)
+def _csr_dot(data, indices, indptr, i, w):
+    z = 0.0
+    for p in _entries(indptr, i):
+        z += data[p] * w[np.uint64(indices[p])]
+    return z
+
+
+@njit(cache=True)
+def _csr_axpy(data, indices, indptr, i, r, g):
+    for p in _entries(indptr, i):
+        g[np.uint64(indices[p])] += r * data[p]
+
+
 @njit(cache=True)
 def _csr_loss_grad(data, indices, indptr, y, s, w, b, code, lo, hi, g, dvec, want_d, block):
     loss = 0.0
@@ -370,17 +391,12 @@ def _csr_loss_grad(data, indices, indptr, y, s, w, b, code, lo, hi, g, dvec, wan
     for i0 in range(lo, hi, block):
         m = min(block, hi - i0)
         for k in range(m):
-            z = 0.0
-            for p in range(indptr[i0 + k], indptr[i0 + k + 1]):
-                z += data[p] * w[np.uint64(indices[p])]
-            zb[k] = z
+            zb[k] = _csr_dot(data, indices, indptr, i0 + k, w)
         lb, gbb = _pointwise_block(code, y, s, zb, i0, m, b, dvec, want_d)
         loss += lb
         gb += gbb
         for k in range(m):
-            r = zb[k]
-            for p in range(indptr[i0 + k], indptr[i0 + k + 1]):
-                g[np.uint64(indices[p])] += r * data[p]
+            _csr_axpy(data, indices, indptr, i0 + k, zb[k], g)
     return loss, gb
 
 
@@ -388,40 +404,30 @@ def _csr_loss_grad(data, indices, indptr, y, s, w, b, code, lo, hi, g, dvec, wan
 def _csr_hess(data, indices, indptr, dvec, v, vb, lo, hi, g):
     hb = 0.0
     for i in range(lo, hi):
-        k0, k1 = indptr[i], indptr[i + 1]
-        t = vb
-        for k in range(k0, k1):
-            t += data[k] * v[np.uint64(indices[k])]
-        q = dvec[i] * t
+        q = dvec[i] * (vb + _csr_dot(data, indices, indptr, i, v))
         hb += q
-        for k in range(k0, k1):
-            g[np.uint64(indices[k])] += q * data[k]
+        _csr_axpy(data, indices, indptr, i, q, g)
     return hb
 
 
 @njit(cache=True)
 def _csr_matvec(data, indices, indptr, w, lo, hi, out):
     for i in range(lo, hi):
-        z = 0.0
-        for k in range(indptr[i], indptr[i + 1]):
-            z += data[k] * w[np.uint64(indices[k])]
-        out[i] = z
+        out[i] = _csr_dot(data, indices, indptr, i, w)
 
 
 @njit(cache=True)
 def _csr_rmatvec(data, indices, indptr, r, lo, hi, g):
     for i in range(lo, hi):
-        ri = r[i]
-        for k in range(indptr[i], indptr[i + 1]):
-            g[np.uint64(indices[k])] += ri * data[k]
+        _csr_axpy(data, indices, indptr, i, r[i], g)
 
 
 @njit(cache=True)
 def _csr_row_norms(data, indptr, lo, hi, out):
     for i in range(lo, hi):
         acc = 0.0
-        for k in range(indptr[i], indptr[i + 1]):
-            x = np.float64(data[k])
+        for p in _entries(indptr, i):
+            x = np.float64(data[p])
             acc += x * x
         out[i] = acc
 
@@ -445,21 +451,16 @@ def _dense_batch(X, y, s, w, b, code, rows, g):
     return loss, gb
 
 
-@njit(cache=True, fastmath=_FAST)
+@njit(cache=True)
 def _csr_batch(data, indices, indptr, y, s, w, b, code, rows, g):
     loss = 0.0
     gb = 0.0
     for i in rows:
-        k0, k1 = indptr[i], indptr[i + 1]
-        z = 0.0
-        for k in range(k0, k1):
-            z += data[k] * w[np.uint64(indices[k])]
-        value, deriv, _ = pointwise(code, y[i], z + b)
+        value, deriv, _ = pointwise(code, y[i], _csr_dot(data, indices, indptr, i, w) + b)
         loss += s[i] * value
         r = s[i] * deriv
         gb += r
-        for k in range(k0, k1):
-            g[np.uint64(indices[k])] += r * data[k]
+        _csr_axpy(data, indices, indptr, i, r, g)
     return loss, gb
 
 
