@@ -42,6 +42,8 @@ import scipy.sparse as sp
 import tikhon
 from tikhon.objective import LOSSES, Objective
 
+from synthetic import text_csr
+
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TARGET = 1e-8
 
@@ -55,34 +57,10 @@ def load(name, seed=0):
     elif name == "reuters":
         X, y = load_svmlight_file(str(DATA / "reuters.trn.bz2"), n_features=8315)
     elif name == "synthetic":
-        X, y = synthetic_text(200_000, 100_000, 7_500_000, seed)
+        X, y = text_csr(seed=seed)
     else:
         raise KeyError(name)
     return sp.csr_matrix(X, dtype=np.float64), np.where(y > 0, 1.0, -1.0)
-
-
-def synthetic_text(n, d, nnz, seed=0):
-    """A text-like CSR: Zipf column frequencies, tf-idf-like values, unit rows, labels
-    from a sparse linear model with logistic noise."""
-    rng = np.random.default_rng(seed)
-    lengths = rng.poisson(nnz / n, n) + 1
-    lengths = np.minimum(lengths, d)
-    indptr = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
-    total = int(indptr[-1])
-    p = 1.0 / np.arange(1, d + 1) ** 1.1
-    p /= p.sum()
-    cols = rng.choice(d, size=total, p=p).astype(np.int32)
-    X = sp.csr_matrix((rng.exponential(1.0, total) + 0.1, cols, indptr), shape=(n, d))
-    X.sum_duplicates()
-    idf = np.log(n / (1.0 + np.bincount(X.indices, minlength=d)))
-    X.data *= idf[X.indices]
-    norms = np.sqrt(np.add.reduceat(X.data ** 2, X.indptr[:-1])) if X.nnz else np.ones(n)
-    X.data /= np.repeat(norms, np.diff(X.indptr))
-    w = rng.standard_normal(d) * (rng.random(d) < 0.05) * 20
-    z = X @ w
-    y = np.where(rng.random(n) < 1 / (1 + np.exp(-(z - np.median(z)))), 1.0, -1.0)
-    X.indptr = X.indptr.astype(np.int32)
-    return X, y
 
 
 def primal(X, y, C, w):

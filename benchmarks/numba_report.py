@@ -23,7 +23,8 @@ import time
 import warnings
 
 import numpy as np
-import scipy.sparse as sp
+
+from synthetic import text_csr
 
 
 def _best(fn, repeat=7):
@@ -45,21 +46,6 @@ def _logistic_data(n, d, dtype=np.float64, seed=0):
     p = 1.0 / (1.0 + np.exp(-(X @ w)))
     y = np.where(rng.random(n) < p, 1.0, -1.0)
     return X.astype(dtype, copy=False), y
-
-
-def synthetic_csr(n=200_000, d=100_000, nnz=7_500_000, seed=0, index_dtype=np.int32):
-    """Random CSR with ``nnz`` entries, column popularity skewed (Zipf-like) as text data."""
-    rng = np.random.default_rng(seed)
-    per_row = rng.poisson(nnz / n, n)
-    indptr = np.concatenate(([0], np.cumsum(per_row))).astype(index_dtype)
-    total = int(indptr[-1])
-    ranks = rng.zipf(1.3, total) % d
-    cols = rng.permutation(d)[ranks].astype(index_dtype)
-    data = rng.random(total)
-    X = sp.csr_matrix((data, cols, indptr), shape=(n, d))
-    X.sum_duplicates()
-    y = np.where(rng.random(n) < 0.5, 1.0, -1.0)
-    return X, y
 
 
 def p1(quick=False):
@@ -86,7 +72,7 @@ def p1(quick=False):
     print(f"  numpy/numba loss+grad = {t_numpy / t_fused:.2f}x  (goal >= 2.5)")
     del X32, nb32
 
-    Xs, ys = synthetic_csr(n=40_000, d=20_000, nnz=1_500_000) if quick else synthetic_csr()
+    Xs, ys = text_csr(n=40_000, d=20_000, nnz=1_500_000) if quick else text_csr()
     ss = np.ones(Xs.shape[0])
     ws = np.random.default_rng(2).standard_normal(Xs.shape[1]) * 0.1
     nbs = NumbaBackend(Xs, ys, ss, LogisticLoss)
@@ -142,7 +128,7 @@ def interleaved(quick=False):
     from tikhon.backends.numpy import NumpyBackend
     from tikhon.objective import LogisticLoss
 
-    Xs, ys = synthetic_csr()
+    Xs, ys = text_csr()
     ss = np.ones(Xs.shape[0])
     ws = np.random.default_rng(2).standard_normal(Xs.shape[1]) * 0.1
     nbs, nps = NumbaBackend(Xs, ys, ss, LogisticLoss), NumpyBackend(Xs, ys, ss, LogisticLoss)

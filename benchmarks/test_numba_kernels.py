@@ -18,7 +18,8 @@ import pytest
 pytest.importorskip("numba")
 pytest.importorskip("pytest_benchmark")
 
-from numba_report import _logistic_data, synthetic_csr  # noqa: E402
+from numba_report import _logistic_data  # noqa: E402
+from synthetic import text_csr  # noqa: E402
 
 from tikhon.backends.numba import NumbaBackend  # noqa: E402
 from tikhon.backends.numpy import NumpyBackend  # noqa: E402
@@ -36,7 +37,7 @@ def dense():
 
 @pytest.fixture(scope="module")
 def csr():
-    X, y = synthetic_csr(n=100_000, d=50_000, nnz=3_750_000)
+    X, y = text_csr(n=100_000, d=50_000, nnz=3_750_000)
     w = np.random.default_rng(2).standard_normal(X.shape[1]) * 0.1
     return X, y, w
 
