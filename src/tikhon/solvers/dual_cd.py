@@ -142,9 +142,12 @@ class _Dual:
 
 _EMPTY = np.zeros(0)
 # The early switch to Newton-CG (see ``solve``): after this many passes, if the observed
-# rate predicts more than SWITCH_PASSES_LEFT further passes.
+# rate predicts more than SWITCH_PASSES_LEFT further passes. Measured with 10 against 15
+# (no intercept, tol 1e-8): synthetic text 200k x 100k (7.5M nonzeros), C=10, 3.1 s
+# against 6.7 s, reuters C=10 0.043 s against 0.064 s (8 passes + Newton instead of 20);
+# the other cells of liblinear_compare made the same passes either way.
 SWITCH_AFTER = 5
-SWITCH_PASSES_LEFT = 15
+SWITCH_PASSES_LEFT = 10
 
 
 def _relative(primal, dual):
