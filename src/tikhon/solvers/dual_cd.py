@@ -244,8 +244,9 @@ def solve(problem, theta0, tol, max_iter, random_state=None, inner_min=1e-12, rh
     if finish:  # LIBLINEAR's switch: Newton-CG from the dual CD iterate
         if obj.fit_intercept:
             b = obj.best_intercept(margins, y, s, b)
-        theta, certificate, newton_iters = _newton_finish(problem, obj.join(w, b), tol, max_iter - epochs,
-                                                          history)
+        theta = obj.join(w, b)
+        del dual, state, w, margins  # the dual iterate's n-vectors are not needed by Newton
+        theta, certificate, newton_iters = _newton_finish(problem, theta, tol, max_iter - epochs, history)
         converged = certificate <= tol
         message = (f"{epochs} dual CD passes, then {newton_iters} Newton-CG iterations; "
                    f"{outer} multiplier steps")

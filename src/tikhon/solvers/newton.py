@@ -92,6 +92,7 @@ def solve(problem, theta0, tol, max_iter, max_cg_iter=250, armijo=1e-4):
         if precondition:
             inv_diag = _jacobi(problem.hessian_diagonal(theta))
         direction, cg_iter = conjugate_gradient(hess_vec, grad, rtol, max_cg_iter, inv_diag)
+        hess_vec = None  # its curvature weights (an n-vector) go before the trial pass makes new ones
         cg_total += cg_iter
         precondition = precondition or cg_iter > PRECONDITION_AFTER
         slope = float(np.dot(grad, direction))
