@@ -6,9 +6,10 @@ import scipy.sparse as sp
 
 
 def text_csr(n=200_000, d=100_000, nnz=7_500_000, seed=0):
-    """A text-like CSR with exactly ``nnz`` nonzeros (give or take a row's Poisson draw).
+    """A text-like CSR with about ``nnz`` nonzeros (the row lengths are Poisson draws of
+    mean ``nnz / n``, and every drawn entry is kept: 7,499,335 for the defaults).
 
-    Row lengths are Poisson, columns are drawn from Zipf-like frequencies and a column
+    Columns are drawn from Zipf-like frequencies and a column
     appears at most once per row (repeats are redrawn: a document's distinct words),
     values are tf-idf-like and rows have unit norm. Labels come from a sparse linear
     model with logistic noise. Returns ``(X, y)``: canonical CSR float64 with int32
