@@ -2,7 +2,8 @@
 
     python benchmarks/numba_report.py [p1] [gd] [p2] [cold] [interleaved] [--quick]
 
-P1   fused dense loss+grad (1e6 x 100 float64) / one BLAS ``X @ w`` on the same X;
+P1   fused dense loss+grad (1e6 x 100 float64) / one BLAS ``X @ w`` on the same X (C order,
+     and the same for an F-order copy);
      fused CSR loss+grad (200k x 100k, 7.5M nnz) / one scipy CSR ``X @ w``;
      float32 / float64 loss+grad time; numpy-backend / numba-backend loss+grad time.
 GD   the seeds' GD loop: NumPy epoch time / Numba epoch time (200k x 100 dense).
@@ -71,6 +72,13 @@ def p1(quick=False):
     print(f"  float32/float64 = {t_f32 / t_fused:.2f}  (goal <= 0.6)")
     print(f"  numpy/numba loss+grad = {t_numpy / t_fused:.2f}x  (goal >= 2.5)")
     del X32, nb32
+    XF = np.asfortranarray(X)
+    nbF = NumbaBackend(XF, y, s, LogisticLoss)
+    t_F, _ = _best(lambda: nbF.loss_grad(w, 0.1))
+    t_gemvF, _ = _best(lambda: XF @ w)
+    print(f"  F order: numba loss+grad {t_F*1e3:.1f} ms, X@w {t_gemvF*1e3:.1f} ms -> F/C loss+grad = "
+          f"{t_F / t_fused:.2f}, fused/gemv = {t_F / t_gemvF:.2f}")
+    del XF, nbF
 
     Xs, ys = text_csr(n=40_000, d=20_000, nnz=1_500_000) if quick else text_csr()
     ss = np.ones(Xs.shape[0])
