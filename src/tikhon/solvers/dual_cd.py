@@ -137,7 +137,8 @@ class _Dual:
         return _relative(primal, dual)
 
     def objective_gap(self, w, b, margins):
-        return self.objective.duality_gap(w, b, margins, self.y, self.s, self.backend.rmatvec)[2]
+        """``(P, D, relative gap)`` of :meth:`Objective.duality_gap` at ``(w, b)``."""
+        return self.objective.duality_gap(w, b, margins, self.y, self.s, self.backend.rmatvec)
 
 
 _EMPTY = np.zeros(0)
@@ -202,6 +203,7 @@ def solve(problem, theta0, tol, max_iter, random_state=None, inner_min=1e-12, rh
     epochs, interval, outer = 0, 3, 0  # the first passes are fast: check after three
     points = []  # (epoch, log inner gap) since the multiplier last moved
     certificate, message, finish = math.inf, "", False
+    checked = None  # (P, D, gap) of Objective.duality_gap at the current (w, b), if computed
     inner_target = tol
     while True:
         run = min(interval, max_iter - epochs)
@@ -225,9 +227,10 @@ def solve(problem, theta0, tol, max_iter, random_state=None, inner_min=1e-12, rh
         # the sub-problem is solved: certify (w, b) for the real problem
         if obj.fit_intercept:
             b = obj.best_intercept(margins, y, s, b)  # can only lower P(w, b)
-        certificate = dual.certificate(w, b, margins)
+        certificate, checked = dual.certificate(w, b, margins), None
         if certificate > tol:
-            certificate = min(certificate, dual.objective_gap(w, b, margins))
+            checked = dual.objective_gap(w, b, margins)  # the registry's certificate, at this (w, b)
+            certificate = min(certificate, checked[2])
         if certificate <= tol or not budget_left:
             break
         if obj.fit_intercept and inner < 0.1 * certificate:
@@ -246,39 +249,50 @@ def solve(problem, theta0, tol, max_iter, random_state=None, inner_min=1e-12, rh
             b = obj.best_intercept(margins, y, s, b)
         theta = obj.join(w, b)
         del dual, state, w, margins  # the dual iterate's n-vectors are not needed by Newton
-        theta, certificate, newton_iters = _newton_finish(problem, theta, tol, max_iter - epochs, history)
+        theta, checked, newton_iters = _newton_finish(problem, theta, tol, max_iter - epochs, history)
+        certificate = checked[2]
         converged = certificate <= tol
         message = (f"{epochs} dual CD passes, then {newton_iters} Newton-CG iterations; "
                    f"{outer} multiplier steps")
         return FitResult(theta, epochs + newton_iters, converged, certificate, "relative_gap",
-                         history.records, message=message)
+                         history.records, message=message, **_certified(checked))
     theta = obj.join(w, b)
     converged = certificate <= tol
     if not converged:
         message = f"pass limit reached; sub-problem gap {inner:.3g}"
     message = message or (f"{epochs} passes, {outer} multiplier steps, "
                           f"{state.newton_steps} Newton steps")
-    return FitResult(theta, epochs, converged, certificate, "relative_gap", history.records, message=message)
+    return FitResult(theta, epochs, converged, certificate, "relative_gap", history.records, message=message,
+                     **_certified(checked))
+
+
+def _certified(checked):
+    """FitResult's fields from an :meth:`Objective.duality_gap` the solver computed at the
+    returned ``theta``: the registry then does not spend two passes computing it again."""
+    if checked is None:
+        return {}
+    primal, dual, gap = checked
+    return {"objective": primal, "dual_objective": dual, "relative_gap": gap}
 
 
 def _newton_finish(problem, theta, tol, max_iter, history):
     """Newton-CG from ``theta`` with a tightening gradient tolerance until the objective
     module's relative duality gap (dual point built from ``w``, quadratically small
     near the optimum) is ``<= tol``; its objective values join ``history``. Returns
-    ``(theta, gap, iterations)``."""
+    ``(theta, (P, D, gap) at theta, iterations)``."""
     from . import newton
 
-    gtol, iterations, gap = 1e-6, 0, math.inf
+    gtol, iterations = 1e-6, 0
     for _ in range(8):
         started = time.perf_counter()
         result = newton.solve(problem, theta, gtol, max(1, max_iter - iterations))
         history.extend(result.history, started)
         theta, iterations = result.theta, iterations + result.n_iter
-        gap = problem.duality_gap(theta)[2]
-        if gap <= tol or iterations >= max_iter:
+        checked = problem.duality_gap(theta)
+        if checked[2] <= tol or iterations >= max_iter:
             break
         gtol *= 1e-2
-    return theta, gap, iterations
+    return theta, checked, iterations
 
 
 def _passes_needed(points, target):
