@@ -165,7 +165,7 @@ def test_pickled_array_refused(tmp_path, data):
     path = save_model(_fitted_logistic(data), tmp_path / "m.npz")
     buffer = io.BytesIO()
     np.lib.format.write_array(buffer, np.array([object()], dtype=object), allow_pickle=True)
-    with pytest.raises(ModelFileError, match="coef_.npy cannot be read"):
+    with pytest.raises(ModelFileError, match=r"coef_.npy holds \|O"):
         load_model(_rewrite(path, tmp_path / "p.npz", replace={"coef_.npy": buffer.getvalue()}))
 
 
