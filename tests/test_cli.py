@@ -170,11 +170,13 @@ def test_fit_predict_npz_npy_ridge(tmp_path, capsys):
 
 
 def test_predict_with_bad_model_file(tmp_path, svm_files, capsys):
+    """A model file that cannot be read is the user's input: exit 2 (it was 1), one line."""
     _, _, train, test = svm_files
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"PK\x03\x04 not really")
-    assert main(["predict", str(bad), str(test)]) == 1
-    assert "cannot read model file" in capsys.readouterr().err
+    assert main(["predict", str(bad), str(test)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read model file" in err and len(err.strip().splitlines()) == 1
 
 
 def test_bench_svmlight_file_and_skipped_anchor(tmp_path, svm_files, monkeypatch, capsys):

@@ -6,12 +6,17 @@
     tikhon predict model.npz test.svm --out predictions.txt
     tikhon plot path a9a --out path.png            # also: plot cv, plot history (PNG; needs matplotlib)
 
-Exit codes: 0 success; 1 a run failed (a benchmark cell raised, a model file is
-unreadable); 2 bad arguments (the message says which and lists the valid choices).
+Exit codes: 0 success; 1 a run failed (a benchmark cell raised, out of memory, a bug:
+then the traceback follows); 2 a user error: bad arguments, a data or model file that
+cannot be read or that the estimators refuse, an output path that cannot be written.
+A user error is one line on stderr, ``tikhon COMMAND: error: ...``, saying what is
+wrong; :data:`USER_ERRORS` is the table of exception types that mean one.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import lzma
 import os
 import sys
 import time
@@ -21,17 +26,66 @@ import numpy as np
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
+# Exception types that mean "the input is wrong", not "tikhon is": ValueError (tikhon's
+# validation, ModelFileError, BenchArgumentError, scikit-learn's parameter checks),
+# OSError (a file missing, a directory, not writable, a bad gzip/bz2 stream), EOFError
+# (a truncated compressed file), LZMAError (not an xz file), OverflowError (the svmlight
+# parser on a feature index >= 2**31), ImportError (a missing optional dependency or an
+# unavailable backend: the message names what to install). Anything else is a bug: its
+# traceback is shown.
+USER_ERRORS = (ValueError, OSError, EOFError, lzma.LZMAError, OverflowError, ImportError)
+_FAILURES = (MemoryError,)  # the run failed, not the input: one line, exit 1
+
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but ``error`` raises instead of exiting (``main`` returns the code)."""
+    """argparse, but ``error`` raises a one-line message instead of printing usage and exiting."""
 
     def error(self, message):
-        self.print_usage(sys.stderr)
-        raise _UsageError(f"{self.prog}: error: {message}")
+        raise _UsageError(f"{self.prog}: error: {message} (see {self.prog} --help)")
 
 
 class _UsageError(Exception):
     pass
+
+
+@contextlib.contextmanager
+def _about(name, kinds=Exception):
+    """Errors of type ``kinds`` raised inside are about ``name`` (a file, or an option and its file):
+    their one-line message names it."""
+    try:
+        yield
+    except kinds as exc:
+        if not hasattr(exc, "_tikhon_about"):  # the innermost step names it
+            exc._tikhon_about = os.fspath(name)
+        raise
+
+
+def _one_line(exc):
+    """``exc`` as one line, prefixed by what it is about unless the message names that already."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    about = getattr(exc, "_tikhon_about", None)
+    if about and isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror  # "[Errno 2] ...: 'model.npz.tmp'" names an internal file; `about` names the user's
+    if about and about not in text:
+        text = f"{about}: {text}"
+    return text
+
+
+def _check_output_file(path, option, make_folder=False):
+    """Refuse, before any work, an output file that is a directory or whose folder does not
+    exist (``make_folder``: create that folder instead)."""
+    from .bench import BenchArgumentError
+
+    if os.path.isdir(path):
+        raise BenchArgumentError(f"{option} {path!r} is a directory; give a file name")
+    folder = os.path.dirname(os.path.abspath(path))
+    if make_folder:
+        with _about(f"{option} {path!r}", OSError):
+            os.makedirs(folder, exist_ok=True)
+    if not os.path.isdir(folder):
+        raise BenchArgumentError(f"{option} {path!r}: the folder {folder!r} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise BenchArgumentError(f"{option} {path!r}: the folder {folder!r} is not writable")
 
 
 def _positive_float(text):
@@ -170,7 +224,7 @@ def _add_plot_parser(sub, backends):
 
 # ---------------------------------------------------------------- bench
 def _bench(args):
-    from .bench import BenchConfig, run, validate
+    from .bench import BenchArgumentError, BenchConfig, run, validate
     from .bench.plots import write_plots
     from .bench.report import Progress, format_tables, write_json
 
@@ -179,9 +233,12 @@ def _bench(args):
         C=args.C, alpha=args.alpha, levels=args.levels, tol=args.tol, max_iter=args.max_iter,
         repeat=args.repeat, anchors=args.anchors, anchor_budget=args.anchor_budget, memory=args.memory,
         fit_intercept=not args.no_intercept, kernel_seconds=args.kernel_seconds, warmup=not args.no_warmup))
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise BenchArgumentError(f"--out {args.out!r} is a file; give a folder name")
+    with _about(f"--out {args.out!r}", OSError):
+        os.makedirs(args.out, exist_ok=True)  # before the run, which may take minutes
     progress = Progress(enabled=not args.quiet)
     result = run(config, progress)
-    os.makedirs(args.out, exist_ok=True)
     json_path = write_json(result, os.path.join(args.out, "results.json"))
     print(format_tables(result))
     written = [json_path]
@@ -201,26 +258,44 @@ def _bench(args):
 
 # ---------------------------------------------------------------- fit / predict
 def _check_backend(name):
+    """Refuse an unknown backend name, given by ``--backend`` or by ``TIKHON_BACKEND``."""
     import tikhon
+    from ._config import resolve_backend
     from .bench import BenchArgumentError
 
-    if name is not None and name not in tikhon.backend_names():
-        raise BenchArgumentError(f"unknown backend {name!r}; valid backends are {', '.join(tikhon.backend_names())}")
+    chosen = resolve_backend(name)
+    if chosen not in tikhon.backend_names():
+        source = "" if name is not None else " (from the TIKHON_BACKEND environment variable)"
+        raise BenchArgumentError(f"unknown backend {chosen!r}{source}; valid backends are "
+                                 f"{', '.join(tikhon.backend_names())}")
+
+
+def _check_solver(name):
+    """Refuse a solver name that is not registered, listing the valid ones."""
+    from . import solvers as registry
+    from .bench import BenchArgumentError
+
+    if name not in ("auto", *registry.SOLVERS):
+        raise BenchArgumentError(f"unknown solver {name!r}; valid solvers are auto, {', '.join(registry.SOLVERS)}")
+
+
+def _read_data(path, dtype, **options):
+    """``(X, y)`` of a data file (see :func:`tikhon.bench.problems.load_data_file`)."""
+    from .bench.problems import load_data_file, parse_dtype
+
+    dtype = parse_dtype(dtype)
+    with _about(path):
+        return load_data_file(path, dtype=dtype, **options)
 
 
 def _fit(args):
     import tikhon
     from ._io import save_model
-    from .bench import BenchArgumentError
-    from .bench.problems import load_data_file, parse_dtype
 
     _check_backend(args.backend)
-    from . import solvers as registry
-
-    if args.solver not in ("auto", *registry.SOLVERS):
-        raise BenchArgumentError(f"unknown solver {args.solver!r}; valid solvers are auto, "
-                                 f"{', '.join(registry.SOLVERS)}")
-    X, y = load_data_file(args.data, dtype=parse_dtype(args.dtype), labels=args.labels)
+    _check_solver(args.solver)
+    _check_output_file(args.model, "--model")
+    X, y = _read_data(args.data, args.dtype, labels=args.labels)
     common = dict(solver=args.solver, backend=args.backend, tol=args.tol, max_iter=args.max_iter,
                   fit_intercept=not args.no_intercept)
     if args.task == "logistic":
@@ -228,14 +303,12 @@ def _fit(args):
     else:
         model = tikhon.Ridge(alpha=args.alpha, **common)
     t0 = time.perf_counter()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("default")
-            model.fit(X, y)
-    except tikhon.BackendUnavailableError as exc:
-        raise BenchArgumentError(str(exc)) from None
+    with _about(args.data), warnings.catch_warnings():
+        warnings.simplefilter("default")
+        model.fit(X, y)
     seconds = time.perf_counter() - t0
-    save_model(model, args.model)
+    with _about(f"--model {args.model!r}", OSError):
+        save_model(model, args.model)
     score = model.score(X, y)
     what = "train accuracy" if args.task == "logistic" else "train R^2"
     print(f"fit {type(model).__name__} on {args.data}: {X.shape[0]} x {X.shape[1]} in {seconds:.3f} s; "
@@ -247,42 +320,37 @@ def _fit(args):
 
 
 def _predict(args):
-    from ._io import ModelFileError, load_model
-    from .bench.problems import load_data_file, parse_dtype
+    from ._io import load_model
+    from .bench import BenchArgumentError
 
     _check_backend(args.backend)
-    try:
+    if args.out != "-":
+        _check_output_file(args.out, "--out")
+    with _about(args.model):
         model = load_model(args.model)
-    except (ModelFileError, FileNotFoundError) as exc:
-        print(f"tikhon predict: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
     if args.backend is not None:
         model.set_params(backend=args.backend)
-    X, y = load_data_file(args.data, dtype=parse_dtype(args.dtype), n_features=model.n_features_in_,
-                          need_labels=False)
+    if args.proba and not hasattr(model, "predict_proba"):
+        raise BenchArgumentError("--proba needs a logistic regression model")
+    X, y = _read_data(args.data, args.dtype, n_features=model.n_features_in_, need_labels=False)
     if X.shape[1] != model.n_features_in_:
-        from .bench import BenchArgumentError
-
         raise BenchArgumentError(f"{args.data} has {X.shape[1]} features, the model expects {model.n_features_in_}")
-    if args.proba:
-        if not hasattr(model, "predict_proba"):
-            from .bench import BenchArgumentError
-
-            raise BenchArgumentError("--proba needs a logistic regression model")
-        values = model.predict_proba(X)[:, 1]
-    else:
-        values = model.predict(X)
+    with _about(args.data):
+        values = model.predict_proba(X)[:, 1] if args.proba else model.predict(X)
+    fmt = "%s" if values.dtype.kind in "OUS" else "%.10g"
     if args.out == "-":
-        np.savetxt(sys.stdout, values, fmt="%s" if values.dtype.kind in "OUS" else "%.10g")
-    elif args.out.endswith(".npy"):
-        np.save(args.out, np.asarray(values), allow_pickle=False)
+        np.savetxt(sys.stdout, values, fmt=fmt)
     else:
-        np.savetxt(args.out, values, fmt="%s" if values.dtype.kind in "OUS" else "%.10g")
+        with _about(f"--out {args.out!r}", OSError):
+            if args.out.endswith(".npy"):
+                np.save(args.out, np.asarray(values), allow_pickle=False)
+            else:
+                np.savetxt(args.out, values, fmt=fmt)
     if y is not None:
         what = "accuracy" if hasattr(model, "classes_") else "R^2"
         try:
             print(f"{what} on {args.data}: {model.score(X, y):.4f}", file=sys.stderr)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError):  # labels that do not fit the model: no score, predictions stand
             pass
     if args.out != "-":
         print(f"wrote {len(values)} predictions to {args.out}", file=sys.stderr)
@@ -307,69 +375,87 @@ def _grid_values(tokens, name):
 
 def _plot(args):
     import tikhon
-    from . import plot
-    from . import solvers as registry
-    from .bench import BenchArgumentError
-    from .bench.problems import load_data_file, parse_dtype
 
     _check_backend(args.backend)
-    dtype = parse_dtype(args.dtype)
-    wanted = args.solvers.split(",") if args.kind == "history" else [args.solver]
+    wanted = [s.strip() for s in args.solvers.split(",")] if args.kind == "history" else [args.solver]
     for solver in wanted:
-        if solver not in ("auto", *registry.SOLVERS):
-            raise BenchArgumentError(f"unknown solver {solver!r}; valid solvers are auto, "
-                                     f"{', '.join(registry.SOLVERS)}")
+        _check_solver(solver)
+    grid = _grid(args) if args.kind != "history" else None
+    _check_output_file(args.out, "--out", make_folder=True)
     if args.data == "a9a" and not os.path.exists(args.data):
-        X, y = tikhon.datasets.load_a9a()
-        X = X.astype(dtype)
+        from .bench.problems import parse_dtype
+
+        X, y = tikhon.datasets.load_a9a(dtype=parse_dtype(args.dtype))
     else:
-        X, y = load_data_file(args.data, dtype=dtype, labels=args.labels)
-    logistic = args.task == "logistic"
-    if os.path.dirname(args.out):
-        os.makedirs(os.path.dirname(args.out), exist_ok=True)
+        X, y = _read_data(args.data, args.dtype, labels=args.labels)
+    draw = {"path": _plot_path, "cv": _plot_cv, "history": _plot_history}[args.kind]
     common = dict(backend=args.backend, tol=args.tol, max_iter=args.max_iter, fit_intercept=not args.no_intercept)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("default")
-            if args.kind == "path":
-                grid = _grid_values(args.C if logistic else args.alpha, "C" if logistic else "alpha")
-                result = tikhon.regularization_path(X, y, **({"Cs": grid} if logistic else {"alphas": grid}),
-                                                    model=args.task, solver=args.solver, **common)
-                plot.plot_path(result, top=args.top, out=args.out)
-                note = f"{grid.size} grid values by {result.method} in {result.total_seconds:.2f} s"
-            elif args.kind == "cv":
-                grid = _grid_values(args.C if logistic else args.alpha, "C" if logistic else "alpha")
-                if logistic:
-                    model = tikhon.LogisticRegressionCV(Cs=grid, cv=args.cv, scoring=args.scoring,
-                                                        n_jobs=args.n_jobs, solver=args.solver, **common)
-                else:
-                    model = tikhon.RidgeCV(alphas=grid, cv=args.cv, scoring=args.scoring, n_jobs=args.n_jobs,
-                                           solver=args.solver, **common)
-                model.fit(X, y)
-                plot.plot_cv(model, out=args.out)
-                chosen = f"C = {model.C_[0]:.4g}" if logistic else f"alpha = {model.alpha_:.4g}"
-                note = f"{args.cv}-fold CV over {grid.size} values chosen {chosen}"
-            else:
-                fits = {}
-                for solver in wanted:
-                    est = (tikhon.LogisticRegression(C=args.C, solver=solver, **common) if logistic
-                           else tikhon.Ridge(alpha=args.alpha, solver=solver, **common))
-                    fits[solver] = est.fit(X, y)
-                plot.plot_history(fits, x=args.x, out=args.out)
-                note = ", ".join(f"{s}: {f.n_iter_} iterations" for s, f in fits.items())
-    except ImportError as exc:  # matplotlib missing (the message names the extra), or a backend
-        raise BenchArgumentError(str(exc)) from None
-    except ValueError as exc:  # data or grid the models refuse, e.g. three classes
-        raise BenchArgumentError(str(exc)) from None
+    with _about(args.data), warnings.catch_warnings():
+        warnings.simplefilter("default")
+        note = draw(args, X, y, common, grid=grid, solvers=wanted)
     print(f"plot {args.kind} on {args.data} ({X.shape[0]} x {X.shape[1]}): {note}")
     print(f"wrote {args.out}")
     return EXIT_OK
 
 
-def main(argv=None):
-    """Run the command line; returns the exit code (0 ok, 1 failed run, 2 bad arguments)."""
-    from .bench import BenchArgumentError
+def _grid(args):
+    """The C (logistic) or alpha (ridge) grid of ``plot path`` / ``plot cv``."""
+    logistic = args.task == "logistic"
+    return _grid_values(args.C if logistic else args.alpha, "C" if logistic else "alpha")
 
+
+def _plot_path(args, X, y, common, grid, solvers):
+    import tikhon
+    from . import plot
+
+    key = "Cs" if args.task == "logistic" else "alphas"
+    result = tikhon.regularization_path(X, y, **{key: grid}, model=args.task, solver=args.solver, **common)
+    with _about(f"--out {args.out!r}", OSError):
+        plot.plot_path(result, top=args.top, out=args.out)
+    return f"{grid.size} grid values by {result.method} in {result.total_seconds:.2f} s"
+
+
+def _plot_cv(args, X, y, common, grid, solvers):
+    import tikhon
+    from . import plot
+
+    options = dict(cv=args.cv, scoring=args.scoring, n_jobs=args.n_jobs, solver=args.solver, **common)
+    if args.task == "logistic":
+        model = tikhon.LogisticRegressionCV(Cs=grid, **options).fit(X, y)
+        chosen = f"C = {model.C_[0]:.4g}"
+    else:
+        model = tikhon.RidgeCV(alphas=grid, **options).fit(X, y)
+        chosen = f"alpha = {model.alpha_:.4g}"
+    with _about(f"--out {args.out!r}", OSError):
+        plot.plot_cv(model, out=args.out)
+    return f"{args.cv}-fold CV over {grid.size} values chosen {chosen}"
+
+
+def _plot_history(args, X, y, common, grid, solvers):
+    import tikhon
+    from . import plot
+
+    fits = {}
+    for solver in solvers:
+        est = (tikhon.LogisticRegression(C=args.C, solver=solver, **common) if args.task == "logistic"
+               else tikhon.Ridge(alpha=args.alpha, solver=solver, **common))
+        fits[solver] = est.fit(X, y)
+    with _about(f"--out {args.out!r}", OSError):
+        plot.plot_history(fits, x=args.x, out=args.out)
+    return ", ".join(f"{s}: {f.n_iter_} iterations" for s, f in fits.items())
+
+
+def _exit_code(exc):
+    """The exit code of an exception that escaped a command, or ``None`` (a bug: re-raise it)."""
+    if isinstance(exc, USER_ERRORS):
+        return EXIT_USAGE
+    if isinstance(exc, _FAILURES):
+        return EXIT_FAILED
+    return None
+
+
+def main(argv=None):
+    """Run the command line; returns the exit code (0 ok, 1 failed run, 2 user error)."""
     parser = _build_parser()
     try:
         args = parser.parse_args(argv)
@@ -381,9 +467,6 @@ def main(argv=None):
     command = {"bench": _bench, "fit": _fit, "predict": _predict, "plot": _plot}[args.command]
     try:
         return command(args)
-    except BenchArgumentError as exc:
-        print(f"tikhon {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     except KeyboardInterrupt:
         print("tikhon: interrupted", file=sys.stderr)
         return 130
@@ -391,6 +474,13 @@ def main(argv=None):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
+    except Exception as exc:
+        code = _exit_code(exc)
+        if code is None:
+            raise
+        what = "error" if code == EXIT_USAGE else "failed"
+        print(f"tikhon {args.command}: {what}: {_one_line(exc)}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":
