@@ -408,3 +408,24 @@ def test_array_too_big_for_the_budget_refused_before_reading(tmp_path, logistic_
     with pytest.raises(ModelFileError, match="larger than"):
         load_model(path, max_bytes=64)
     assert load_model(path).coef_.shape == (1, 7)
+
+
+def test_a_large_valid_model_loads_in_its_own_size(tmp_path, logistic_file):
+    """A 64 MB coef_ (within the limit) is inflated straight into its array: the load
+    allocates its size plus about a megabyte (before: the member's bytes, then the array)."""
+    import tracemalloc
+
+    d = 1 << 23
+
+    def declare(meta):
+        meta["fitted"]["n_features_in_"] = d
+
+    path = _craft(logistic_file, tmp_path / "big.npz", arrays={"coef_": np.zeros((1, d))}, edit=declare)
+    tracemalloc.start()
+    try:
+        model = load_model(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert model.coef_.shape == (1, d)
+    assert peak < 8 * d + (4 << 20), f"peak {peak / 2**20:.1f} MB for a {8 * d / 2**20:.0f} MB array"

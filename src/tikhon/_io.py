@@ -138,8 +138,10 @@ def _to_json(value, what):
         return {"__float__": repr(value)}  # nan / inf / -inf, which JSON cannot hold
     if isinstance(value, dict):  # e.g. class_weight {label: weight}: keys may be non-strings
         return {"__dict__": [[_to_json(k, what), _to_json(v, what)] for k, v in value.items()]}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, list):
         return [_to_json(v, what) for v in value]
+    if isinstance(value, tuple):  # e.g. RidgeCV's default alphas: kept a tuple, as get_params gives it
+        return {"__tuple__": [_to_json(v, what) for v in value]}
     if isinstance(value, np.ndarray) and value.dtype.kind in "biuf" and value.ndim <= 1:  # e.g. Cs=np.logspace(..)
         return {"__ndarray__": value.dtype.str, "values": [_to_json(v, what) for v in value.tolist()]}
     splitter = _encode_splitter(value)
@@ -158,6 +160,8 @@ def _from_json(value):
             if not all(isinstance(p, list) and len(p) == 2 for p in pairs):
                 raise _Invalid("a stored dict is not a list of [key, value] pairs")
             return {_hashable(_from_json(k)): _from_json(v) for k, v in pairs}
+        if set(value) == {"__tuple__"} and isinstance(value["__tuple__"], list):
+            return tuple(_from_json(v) for v in value["__tuple__"])
         if set(value) == {"__splitter__", "params"}:
             return _decode_splitter(value)
         if set(value) == {"__ndarray__", "values"}:
@@ -462,9 +466,10 @@ def _encode(role, value, name, writer):
         records = [np.asarray(h, dtype=np.float64).reshape(-1, 2) for h in value if h is not None]
         return {"lengths": [-1 if h is None else len(h) for h in value],
                 "records": writer.array(np.concatenate(records) if records else np.zeros((0, 2)), name, "floats")}
-    if role == "floats_by_label":
-        return {"__dict__": [[_to_json(k.item() if hasattr(k, "item") else k, name),
-                              writer.array(v, f"{name}.{i}", "floats")] for i, (k, v) in enumerate(value.items())]}
+    if role == "floats_by_label":  # keys: labels as classes_ holds them (numpy scalars)
+        keys = np.empty(len(value), dtype=object) if not value else np.asarray(list(value))
+        return {"labels": _encode_classes(keys),
+                "arrays": [writer.array(v, f"{name}.{i}", "floats") for i, v in enumerate(value.values())]}
     if role == "path":
         return _encode_path(value, name, writer)
     if role == "paths":
@@ -475,8 +480,8 @@ def _encode(role, value, name, writer):
 def _decode(role, raw, what, reader):
     """One fitted value from its JSON (and the arrays it refers to), by its role."""
     if role in _ARRAY_ROLES:
-        value = reader.array(raw, what)
-        return _checked_array(value, role, what)
+        value = _checked_array(reader.array(raw, what), role, what)
+        return value.astype(object) if role == "names" else value  # scikit-learn keeps feature names as objects
     if role == "intercept":
         if isinstance(raw, dict) and "__array__" in raw:
             return _checked_array(reader.array(raw, what), "floats", what)
@@ -506,10 +511,12 @@ def _decode(role, raw, what, reader):
     if role == "histories":
         return None if raw is None else _decode_histories(raw, what, reader)
     if role == "floats_by_label":
-        if not (isinstance(raw, dict) and set(raw) == {"__dict__"} and isinstance(raw["__dict__"], list)
-                and all(isinstance(p, list) and len(p) == 2 for p in raw["__dict__"])):
-            raise _Invalid(f"{what} is not a dict of arrays")
-        return {_hashable(_from_json(k)): _decode("floats", v, what, reader) for k, v in raw["__dict__"]}
+        if not (isinstance(raw, dict) and set(raw) == {"labels", "arrays"} and isinstance(raw["arrays"], list)):
+            raise _Invalid(f"{what} is not a dict of arrays by label")
+        keys = _decode_classes(raw["labels"], what)
+        if len(keys) != len(raw["arrays"]) or len(set(keys.tolist())) != len(keys):
+            raise _Invalid(f"{what}: its labels and arrays do not pair up")
+        return {k: _decode("floats", v, what, reader) for k, v in zip(keys, raw["arrays"])}
     if role == "path":
         return _decode_path(raw, what, reader)
     if role == "paths":
@@ -592,9 +599,14 @@ def _real_problem(value, what, finite):
     """Why ``value`` is not a real float array (finite if asked), or None."""
     value = np.asarray(value)
     problem = _dtype_problem(value.dtype, {"f": (4, 8)}, what)
-    if problem is None and finite and not np.all(np.isfinite(value)):
+    if problem is None and finite and not _all_finite(value):
         problem = f"{what} holds NaN or infinity"
     return problem
+
+
+def _all_finite(value):
+    """Without an array-sized temporary (min and max propagate NaN)."""
+    return value.size == 0 or bool(np.isfinite(value.min()) and np.isfinite(value.max()))
 
 
 def _linear_problem(est, classifier):
@@ -647,7 +659,7 @@ def _path_problem(path):
         problem = _dtype_problem(value.dtype, dict([_ARRAY_ROLES[kinds[kind]]]), name)
         if problem or value.shape != (n_grid,):
             return problem or f"{name} has shape {value.shape}, expected ({n_grid},) like coefs"
-    if not np.all(np.isfinite(path.grid) & (np.asarray(path.grid) > 0)):
+    if not (_all_finite(np.asarray(path.grid)) and np.all(np.asarray(path.grid) > 0)):
         return "grid holds a value that is not finite and positive"
     classes = path.classes
     if (path.model == "ridge") != (classes is None) or (
