@@ -327,7 +327,7 @@ def test_gap_bounds_the_suboptimality(tol, fit_intercept):
 
 def test_pass_limit_warns_with_the_gap():
     X, y = dataset("a9a5k")
-    with pytest.warns(Warning, match="relative_gap"):
+    with pytest.warns(Warning, match="relative duality gap"):
         model = tikhon.LogisticRegression(C=100.0, solver="dual_cd", tol=1e-12, max_iter=3).fit(X, y)
     assert not model.converged_ and model.n_iter_ == 3
 

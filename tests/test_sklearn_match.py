@@ -81,7 +81,7 @@ def test_logistic_newton_matches_sklearn(data, fmt, C, fit_intercept, weighted):
     s = weights_for(X.shape[0]) if weighted else None
     Xf = X.toarray() if fmt == "dense" else X
     model = tikhon.LogisticRegression(C=C, fit_intercept=fit_intercept, solver="newton", backend="numpy",
-                                      tol=1e-12, max_iter=200).fit(Xf, y, sample_weight=s)
+                                      tol=1e-15, max_iter=200).fit(Xf, y, sample_weight=s)
     assert model.converged_ and model.solver_ == "newton" and model.backend_ == "numpy"
     ref_w, ref_b = logistic_reference(data, C, fit_intercept, weighted)
     check_against("logistic", 1.0 / C, X, y, s, model.coef_.ravel(), model.intercept_[0], ref_w, ref_b,
@@ -92,8 +92,8 @@ def test_logistic_newton_matches_sklearn(data, fmt, C, fit_intercept, weighted):
 # L-BFGS's certificate on a9a floors near 1e-9 (the line search then sees only the
 # rounding of P) and at C >= 1 takes ~500 iterations; a9a at every C is covered by the
 # Newton test above, so L-BFGS runs a9a at C=0.01 and reuters at every C.
-@pytest.mark.parametrize("data,C,tol", [("a9a", 0.01, 2e-9), ("reuters", 0.01, 1e-10),
-                                        ("reuters", 1.0, 1e-10), ("reuters", 100.0, 1e-10)])
+@pytest.mark.parametrize("data,C,tol", [("a9a", 0.01, 1e-12), ("reuters", 0.01, 1e-12),
+                                        ("reuters", 1.0, 1e-12), ("reuters", 100.0, 1e-12)])
 @pytest.mark.parametrize("fit_intercept,weighted", [(True, False), (False, True)])
 def test_logistic_lbfgs_matches_sklearn(data, C, tol, fit_intercept, weighted):
     X, y = load_shared(data)
@@ -106,18 +106,28 @@ def test_logistic_lbfgs_matches_sklearn(data, C, tol, fit_intercept, weighted):
                   model.objective_)
 
 
-@pytest.mark.parametrize("solver", ["lbfgs", "newton", "gd"])
-def test_fit_stopped_by_max_iter_warns_with_figures(solver):
+@pytest.mark.parametrize("solver,max_iter", [("lbfgs", 20), ("newton", 6), ("gd", 3)])
+def test_fit_stopped_by_max_iter_warns_with_figures(solver, max_iter):
     """Stopped before its tolerance, a fit says so: ConvergenceWarning with the figures,
-    converged_ is False and the certificate it reports is the one it stopped on."""
+    converged_ is False and the certificate it reports is the one it stopped on: without
+    an intercept, the relative duality gap of the gradient's dual point,
+    ``g^2 / (2 lam) / (P - g^2 / (2 lam))`` with ``g = grad P`` (Fenchel-Young), infinite
+    while that dual value is not positive (gd's first iterates)."""
     X, y = load_shared("a9a")
-    with pytest.warns(ConvergenceWarning, match=r"stopped after 3 iterations .* > tol = 1e-10"):
-        model = tikhon.LogisticRegression(C=100.0, solver=solver, backend="numpy", tol=1e-10,
-                                          max_iter=3).fit(X, y)
-    assert not model.converged_ and model.n_iter_ == 3 and model.certificate_ > 1e-10
-    w, b = model.coef_.ravel(), model.intercept_[0]
-    grad = Objective("logistic", 0.01).gradient(*_data_gradient(X, y, w, b), w)
-    assert model.certificate_ == pytest.approx(np.max(np.abs(grad)) / X.shape[0], rel=1e-9)
+    with pytest.warns(ConvergenceWarning, match=rf"failed to converge after {max_iter} iterations .* > tol = 1e-10"):
+        model = tikhon.LogisticRegression(C=1.0, solver=solver, backend="numpy", tol=1e-10,
+                                          max_iter=max_iter, fit_intercept=False).fit(X, y)
+    assert not model.converged_ and model.n_iter_ == max_iter and model.certificate_ > 1e-10
+    w = model.coef_.ravel()
+    gw, _ = _data_gradient(X, y, w, 0.0)
+    grad = gw + w
+    primal = objective_value("logistic", 1.0, X, y, np.ones(X.shape[0]), w, 0.0)
+    gap = grad @ grad / 2
+    if solver == "gd":
+        assert gap >= primal and model.certificate_ == np.inf
+    else:
+        assert model.certificate_ == pytest.approx(gap / (primal - gap), rel=1e-9)
+    assert model.duality_gap_ <= model.certificate_
 
 
 def _data_gradient(X, y, w, b):
@@ -129,15 +139,20 @@ def _data_gradient(X, y, w, b):
 @pytest.mark.parametrize("fmt", ["csr", "dense"])
 @pytest.mark.parametrize("alpha", [0.01, 1.0, 100.0])
 @pytest.mark.parametrize("fit_intercept,weighted", [(True, False), (False, False), (True, True)])
-@pytest.mark.parametrize("solver,tol", [("newton", 1e-11), ("lbfgs", 1e-8)])
+@pytest.mark.parametrize("solver,tol", [("newton", 1e-15), ("lbfgs", 1e-11)])
 def test_ridge_matches_sklearn(data, fmt, alpha, fit_intercept, weighted, solver, tol):
+    if solver == "lbfgs" and alpha < 1:
+        # ill-conditioned: L-BFGS's line search meets the rounding of P at relative gaps
+        # near 2e-10 (cal_housing), which bound the objective but not coefficients to 1e-5
+        pytest.skip("covered by newton; L-BFGS cannot certify 1e-11 here and says so")
     X, y = load_shared(data)
     s = weights_for(X.shape[0]) if weighted else None
     Xf = X.toarray() if fmt == "dense" else X
     ref = SkRidge(alpha=alpha, fit_intercept=fit_intercept, tol=1e-12).fit(X.toarray(), y, sample_weight=s)
-    # The certificate ||grad P||_inf / m is in the units of y (abalone's y is ~10): scale tol alike.
+    # the relative duality gap bounds the objective, not the coefficients: coefficients
+    # within 1e-5 need a gap near the square of that
     model = tikhon.Ridge(alpha=alpha, fit_intercept=fit_intercept, solver=solver, backend="numpy",
-                         tol=tol * np.abs(y).mean(), max_iter=10000).fit(Xf, y, sample_weight=s)
+                         tol=tol, max_iter=10000).fit(Xf, y, sample_weight=s)
     assert model.converged_
     check_against("squared", alpha, X, y, s, model.coef_, model.intercept_, ref.coef_,
                   float(ref.intercept_) if fit_intercept else 0.0, model.objective_)

@@ -89,7 +89,7 @@ def test_every_solver_reaches_the_same_optimum(solver, backend, loss):
 def test_sgd_is_repeatable_for_a_seed_and_approaches_the_optimum(backend):
     X, y, s = small_problem()
     fit = dict(C=0.5, solver="sgd", backend=backend, tol=1e-12, max_iter=30, batch_size=32)
-    with pytest.warns(Warning, match="stopped after 30 iterations"):
+    with pytest.warns(Warning, match="failed to converge after 30 iterations"):
         a = tikhon.LogisticRegression(random_state=4, **fit).fit(X, y, sample_weight=s)
         b = tikhon.LogisticRegression(random_state=4, **fit).fit(X, y, sample_weight=s)
         c = tikhon.LogisticRegression(random_state=5, **fit).fit(X, y, sample_weight=s)

@@ -101,9 +101,9 @@ class _L2LinearModel(BaseEstimator):
         self.history_ = result.history
         if not result.converged:
             warnings.warn(
-                f"tikhon {solver} (backend {backend_cls.name}) stopped after {result.n_iter} iterations "
-                f"(max_iter={self.max_iter}) with {result.criterion} = {result.certificate:.3g} > tol = {self.tol:g}; "
-                f"relative duality gap {result.relative_gap:.3g}. {result.message}",
+                f"tikhon {solver} (backend {backend_cls.name}) failed to converge after {result.n_iter} "
+                f"iterations (max_iter={self.max_iter}): relative duality gap {result.relative_gap:.3g} > "
+                f"tol = {self.tol:g} (the solver's own certificate: {result.certificate:.3g}). {result.message}",
                 ConvergenceWarning,
                 stacklevel=3,
             )
@@ -169,13 +169,14 @@ class LogisticRegression(ClassifierMixin, _L2LinearModel):
     solver : {"auto", "newton", "lbfgs", "gd", "sgd", "dual_cd"}, default="auto"
         ``auto`` is ``newton``. ``gd`` is the seeds' gradient descent with weight
         decay, ``sgd`` its mini-batch stochastic version, ``dual_cd`` dual coordinate
-        descent on CSR input (backend ``cython``; ``tol`` then bounds the relative
-        duality gap).
+        descent on CSR input (backend ``cython``).
     backend : str or None, default=None
         Kernel set (``"numpy"``, ``"auto"``, ...). ``None`` defers to
         :func:`tikhon.config_context`, then ``TIKHON_BACKEND``, then ``"auto"``.
     tol : float, default=1e-6
-        Stop when ``||grad P||_inf / sum(s) <= tol`` (see :mod:`tikhon.objective`).
+        Stop when the relative duality gap ``(P - D) / D``, an upper bound on the
+        relative suboptimality ``(P - P*) / P*``, is ``<= tol`` (see
+        :mod:`tikhon.objective`); ``converged_`` says whether it was reached.
     max_iter : int, default=1000
         Iterations (epochs for ``sgd``).
     class_weight : dict, "balanced" or None
@@ -202,7 +203,7 @@ class LogisticRegression(ClassifierMixin, _L2LinearModel):
     Attributes
     ----------
     classes_, coef_ (1, n_features), intercept_ (1,), n_iter_, converged_,
-    backend_, solver_, certificate_ (the stopping criterion's value),
+    backend_, solver_, certificate_ (the relative duality gap the solver stopped on),
     objective_ (``P`` at the solution), duality_gap_ (relative duality gap, an upper
     bound on the relative suboptimality), history_ (list of (seconds, objective)).
     """

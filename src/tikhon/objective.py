@@ -24,26 +24,34 @@ Backends compute the *data term* (the weighted sum of losses and its derivatives
 one pass over ``X``); this module adds the penalty, defines the stopping
 certificate and the Fenchel dual used for the duality-gap certificate.
 
-Stopping certificate of the primal solvers (one definition, used everywhere)::
+Stopping rule and certificate (one definition, used by every solver)::
 
-    certificate(w, b) = ||grad P(w, b)||_inf / m,     m = sum_i s_i
+    relative gap = (P(w, b) - D(u)) / D(u)
 
-i.e. the sup-norm of the gradient of the mean-scaled problem, the quantity
-scikit-learn's ``lbfgs`` compares with ``tol``. A fit is converged when
-``certificate <= tol``.
+for a dual-feasible point ``u``: an upper bound on the relative suboptimality
+``(P - P*) / P*``, scale-free (sample weights of any size, any C). A fit has
+converged when it is ``<= tol``; ``converged_`` means exactly that (a gap that is
+infinite or above ``tol`` is reported with a ``ConvergenceWarning``).
 
-Certified suboptimality (every fit reports it): the relative duality gap
-``(P(w, b) - D(u)) / D(u)`` for a dual-feasible ``u`` built from ``(w, b)``,
-an upper bound on the relative suboptimality ``(P - P*) / P*``.
+The primal solvers get it almost free at every iterate (:meth:`Objective.gradient_gap`):
+the dual point is the derivative of the loss at the margins of the gradient pass,
+``u_i = s_i loss'(y_i, z_i)``, whose ``X^T u`` is the data term's gradient and whose
+conjugates follow from the Fenchel-Young equality ``f*(u) = u z - f(z)``. Without an
+intercept the gap is then exactly ``||grad_w P||^2 / (2 lam)`` -- no pass over X, no
+O(n) work, no cancellation. With an intercept the dual constraint ``sum(u) = 0`` is
+restored by a correction whose ``X^T`` part is fixed per problem (one pass, once; see
+:func:`gap_from_gradient`). :meth:`Objective.duality_gap` builds a tighter dual point
+(at the best intercept for ``w``, two passes); it is the check of last resort.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import entr, expit
 
-__all__ = ["Objective", "LOSSES", "LogisticLoss", "SquaredLoss"]
+__all__ = ["Objective", "LOSSES", "LogisticLoss", "SquaredLoss", "gap_from_gradient", "relative_gap"]
 
 
 class LogisticLoss:
@@ -144,12 +152,57 @@ class SquaredLoss:
 
 LOSSES = {cls.name: cls for cls in (LogisticLoss, SquaredLoss)}
 
+_EMPTY = np.zeros(0)
 ROW_BLOCK = 1 << 13  # rows: a block's float64 temporaries are 64 KiB (in L2 cache)
 
 
 def row_blocks(n, block=ROW_BLOCK):
     """Slices of ``block`` consecutive rows covering ``range(n)``."""
     return (slice(start, min(start + block, n)) for start in range(0, n, block))
+
+
+def gap_from_gradient(lam, logistic, fit_intercept, data_loss, w, b, grad_w, grad_b, anchor, anchor_sum):
+    """The duality gap ``P(w, b) - D(u)`` at the dual point of the gradient pass (absolute).
+
+    ``grad_w`` is ``grad_w P = X^T u + lam w`` and ``grad_b = sum(u)`` with
+    ``u_i = s_i loss'(y_i, x_i w + b)``; ``data_loss = sum_i s_i loss_i``. Every term is
+    a sum of non-negative parts (no cancellation between P and D):
+
+    * no intercept (or ``sum(u) = 0``): ``u`` is feasible and, by Fenchel-Young,
+      ``P - D(u) = ||grad_w P||^2 / (2 lam)``;
+    * squared loss: ``u' = u - sum(u) s / m`` is feasible (``anchor = X^T s``,
+      ``anchor_sum = m``) and ``P - D(u') = sum(u)^2 / (2 m) + ||grad_w P - sum(u) X^T s / m||^2 / (2 lam)``;
+    * logistic: each ``-y_i u_i`` must stay in ``[0, s_i]``, so ``u' = (1 - t) u + t v``
+      mixes in a feasible ``v`` whose sum has the other sign: ``v = s`` on the negative
+      rows (``sum(u) < 0``) or ``v = -s`` on the positive rows, with ``anchor = X^T v``,
+      ``anchor_sum = sum(v)`` and ``t = sum(u) / (sum(u) - sum(v))``. The conjugates are
+      convex and vanish at ``v``, so ``P - D(u') <= t (data_loss - v . z) +
+      ||(1 - t) grad_w P + t (lam w + X^T v)||^2 / (2 lam)``, which is returned.
+
+    Plain float and ``np.dot`` arithmetic, so that the Numba loops compile this very
+    function (:mod:`tikhon.backends._numba_kernels`) instead of a copy.
+    """
+    if not fit_intercept or grad_b == 0.0:
+        return np.dot(grad_w, grad_w) / (2.0 * lam)
+    if not logistic:
+        shift = grad_b / anchor_sum
+        r = grad_w - shift * anchor
+        return 0.5 * grad_b * shift + np.dot(r, r) / (2.0 * lam)
+    t = grad_b / (grad_b - anchor_sum)
+    vz = np.dot(anchor, w) + b * anchor_sum
+    r = (1.0 - t) * grad_w + t * (lam * w + anchor)
+    return t * max(data_loss - vz, 0.0) + np.dot(r, r) / (2.0 * lam)
+
+
+def relative_gap(primal, gap):
+    """``(P - D) / D`` from ``P`` and the gap ``P - D``: 0 for a gap ``<= 0`` (optimal,
+    even when ``D = P* = 0``), infinite when ``D <= 0`` or the gap is NaN."""
+    if math.isnan(gap):
+        return math.inf  # not certified
+    if gap <= 0.0:  # P <= D: optimal (a negative gap is rounding)
+        return 0.0
+    dual = primal - gap
+    return gap / dual if dual > 0.0 else math.inf
 
 
 @dataclass(frozen=True)
@@ -211,11 +264,6 @@ class Objective:
         hv = data_hv_w + self.lam * v_w
         return np.append(hv, data_hv_b) if self.fit_intercept else np.asarray(hv, dtype=np.float64)
 
-    @staticmethod
-    def certificate(grad, weight_sum: float) -> float:
-        """The stopping certificate ``||grad P||_inf / m`` (see the module docstring)."""
-        return float(np.max(np.abs(grad))) / weight_sum if grad.size else 0.0
-
     # ---- the seeds' scaling ----
     def weight_decay(self, step: float, weight_sum: float) -> float:
         """The factor ``1 - step * lam / m`` of the seeds' update
@@ -226,6 +274,39 @@ class Objective:
         """Lipschitz constant of ``grad(P / m)`` given ``||[X 1]^T S [X 1]||_2``
         (the data term's Hessian norm divided by the loss's max curvature)."""
         return (self.pointwise.max_curvature * data_curvature_norm + self.lam) / weight_sum
+
+    # ---- the stopping rule: relative duality gap from the gradient pass ----
+    def intercept_anchor(self, y, s, side, rmatvec):
+        """``(X^T v, sum(v))`` of the fixed dual direction :func:`gap_from_gradient` uses
+        to restore ``sum(u) = 0`` (one pass over X): ``v = s`` for the squared loss;
+        for the logistic loss ``v = s`` on the negative rows (``side = -1``, used when
+        ``sum(u) < 0``) or ``v = -s`` on the positive rows (``side = +1``)."""
+        if self.loss == "squared":
+            v = np.asarray(s, dtype=np.float64)
+        else:
+            v = np.where(y == side, -side * s, 0.0)
+        return np.asarray(rmatvec(v), dtype=np.float64), float(v.sum())
+
+    def anchor_side(self, grad_b) -> int:
+        """Which :meth:`intercept_anchor` a gradient needs (squared: the only one, 0)."""
+        return 0 if self.loss == "squared" else (1 if grad_b > 0 else -1)
+
+    def gradient_gap(self, primal, grad, w, b, anchor=None):
+        """``(P, D, relative gap)`` at ``(w, b)`` from the gradient pass: ``primal = P``,
+        ``grad`` the theta-gradient of ``P`` and, with an intercept and a non-zero
+        ``grad_b``, ``anchor = intercept_anchor(..., anchor_side(grad_b), ...)``
+        (see :func:`gap_from_gradient`). O(d) work."""
+        grad_w, grad_b = self.split(np.asarray(grad, dtype=np.float64))
+        data_loss = primal - 0.5 * self.lam * float(np.dot(w, w))
+        if anchor is None:
+            if self.fit_intercept and grad_b != 0.0:
+                raise ValueError("the intercept's gap needs intercept_anchor(...) for this gradient")
+            anchor = (_EMPTY, 0.0)
+        xv, v_sum = anchor
+        gap = float(gap_from_gradient(self.lam, self.loss == "logistic", self.fit_intercept, data_loss,
+                                      np.asarray(w, dtype=np.float64), float(b), grad_w, grad_b, xv, v_sum))
+        rel = relative_gap(primal, gap)
+        return primal, primal - gap, rel
 
     # ---- dual and duality gap ----
     # Their O(n) work runs over row blocks (``row_blocks``): cache-sized temporaries are
@@ -307,7 +388,4 @@ class Objective:
         if self.fit_intercept:
             loss.center_dual(y, s, u)
         dual = self.dual_value(y, s, u, rmatvec(u))
-        gap = primal - dual
-        # gap <= 0 certifies optimality even when D = P* = 0 (e.g. ridge on a constant y)
-        relative = 0.0 if gap <= 0 else gap / dual if dual > 0 else np.inf
-        return primal, dual, max(relative, 0.0)
+        return primal, dual, relative_gap(primal, primal - dual)

@@ -15,7 +15,7 @@ Two methods:
   objective — on a9a and reuters over 20 values of C it saves a fifth of the Newton
   steps). Solutions near each other make Newton converge in a few steps. ``solver="auto"`` is Newton-CG here, not dual
   CD: dual CD starts from its own dual point (it cannot use a primal warm start) and
-  stops on a duality gap rather than the gradient test.
+  converges more slowly from a warm primal point than Newton does.
 * ``"eigh"`` (ridge only): one symmetric eigendecomposition of the weighted, centred
   Gram matrix of the smaller side (``X^T S X`` when ``n >= d``, ``X X^T`` otherwise;
   ``S`` the sample weights, centring by the weighted means handles the intercept, the
@@ -23,10 +23,10 @@ Two methods:
   ``method="auto"`` uses it when its cost, about ``nnz * k + k^3`` with
   ``k = min(n, d)``, is below that of ``100`` passes over X per grid point; each
   closed-form point is then certified like any fit (and polished by Newton in the rare
-  case its gradient test misses ``tol``).
+  case its duality gap misses ``tol``).
 
-Every point reports its objective ``P``, iterations, the stopping certificate
-(``||grad P||_inf / m``) and the relative duality gap.
+Every point reports its objective ``P``, iterations, the certificate it stopped on and
+the relative duality gap (see :mod:`tikhon.objective`).
 """
 from __future__ import annotations
 
@@ -70,8 +70,9 @@ class PathResult:
     coefs : (n_grid, n_features); intercepts : (n_grid,)
     objectives : ``P`` at each solution
     n_iter : solver iterations per point (0 for the closed form)
-    certificates : ``||grad P||_inf / m`` per point (``criterion`` names it)
-    duality_gaps : relative duality gap per point (a bound on the relative suboptimality)
+    certificates : the relative duality gap each point's solver stopped on
+    duality_gaps : relative duality gap per point (a bound on the relative suboptimality;
+        the smaller of the solver's and the objective module's, see :func:`tikhon.solvers.run`)
     converged : bool per point; seconds : wall time per point
     method : "warm_start" or "eigh"; solver, backend : what ran (solver ``None`` for eigh)
     decomposition_seconds : time of the eigendecomposition (0 for warm starts)
@@ -91,7 +92,6 @@ class PathResult:
     duality_gaps: np.ndarray
     converged: np.ndarray
     seconds: np.ndarray
-    criterion: str
     method: str
     solver: str | None
     backend: str
@@ -246,11 +246,9 @@ def _solve_path(X, t, s, grid, lams, loss, name, fit_intercept, backend, solver,
             w, b = spectral.solve(lams[k])
             theta = objective.join(w, b)
             problem = Problem(objective, be)
-            cert = problem.certificate(problem.value_grad(theta)[1])
-            if cert <= tol:
-                gap_p, _, gap = problem.duality_gap(theta)
-                result = solvers.FitResult(theta, 0, True, cert, "grad_inf/m", objective=gap_p,
-                                           relative_gap=gap)
+            gap = problem.gap(theta, *problem.value_grad(theta))
+            if gap[2] <= tol:
+                result = solvers.FitResult(theta, 0, True, gap[2], **solvers.certified(gap))
             else:  # rounding in an ill-conditioned decomposition: polish by Newton
                 result = solvers.run("newton", objective, be, theta, tol, max_iter)
         else:
@@ -270,13 +268,12 @@ def _solve_path(X, t, s, grid, lams, loss, name, fit_intercept, backend, solver,
         out["certificates"][k], out["duality_gaps"][k] = result.certificate, result.relative_gap
         out["converged"][k] = result.converged
         histories[k] = result.history
-        criterion = result.criterion
         if not result.converged:
-            failed.append(f"{name}={grid[k]:g} ({result.criterion} {result.certificate:.3g})")
+            failed.append(f"{name}={grid[k]:g} (relative duality gap {result.relative_gap:.3g})")
     if failed:
         warnings.warn(f"tikhon path: {len(failed)} of {n_grid} grid points did not reach tol={tol:g} "
                       f"within max_iter={max_iter}: {', '.join(failed)}", ConvergenceWarning, stacklevel=3)
-    return PathResult(model=model, param_name=name, grid=grid, lams=lams, criterion=criterion, method=method,
+    return PathResult(model=model, param_name=name, grid=grid, lams=lams, method=method,
                       solver=None if method == "eigh" else solver, backend=backend_cls.name,
                       decomposition_seconds=decomposition_seconds, classes=classes, histories=histories, **out)
 

@@ -134,24 +134,59 @@ class Backend:
             d[k] = self.s[k] * self.loss.curvature(self.y[k], d[k] + b)
         return d
 
+    def _float64_blocks(self, square=False):
+        """``(start, stop, block)``: consecutive row blocks of X (``_block_rows`` rows) as
+        float64 matrices, squared entry by entry if asked; CSR blocks are built over views
+        of X's index arrays, so at most one block's values is ever copied."""
+        X, sparse = self.X, input_format(self.X) == "csr"
+        chunk = self._block_rows()
+        for start in range(0, self.n_samples, chunk):
+            stop = min(start + chunk, self.n_samples)
+            if sparse:
+                ptr = X.indptr
+                lo, hi = ptr[start], ptr[stop]
+                values = X.data[lo:hi].astype(np.float64)
+                block = sp.csr_matrix((np.square(values, out=values) if square else values, X.indices[lo:hi],
+                                       ptr[start:stop + 1] - lo), shape=(stop - start, self.n_features))
+            else:
+                block = np.asarray(X[start:stop], dtype=np.float64)
+                if square:
+                    block = np.square(block)
+            yield start, stop, block
+
     def hessian_diagonal(self, w, b):
         """Diagonal of the data term's Hessian at ``(w, b)``: ``(sum_i d_i x_ij^2, sum_i d_i)``
         with ``d_i = s_i loss''(y_i, z_i)``. One pass for the margins, one over row blocks
         of X for the squares (a block at a time is squared, never all of X)."""
         d = self._curvature_weights(w, b)
         out = np.zeros(self.n_features)
-        chunk, sparse = self._block_rows(), input_format(self.X) == "csr"
-        for start in range(0, self.n_samples, chunk):
-            stop = min(start + chunk, self.n_samples)
-            if sparse:  # squared values of rows start:stop over views of X's index arrays
-                ptr = self.X.indptr
-                lo, hi = ptr[start], ptr[stop]
-                block = sp.csr_matrix((np.square(self.X.data[lo:hi], dtype=np.float64), self.X.indices[lo:hi],
-                                       ptr[start:stop + 1] - lo), shape=(stop - start, self.n_features))
-            else:
-                block = np.square(np.asarray(self.X[start:stop], dtype=np.float64))
+        for start, stop, block in self._float64_blocks(square=True):
             out += block.T @ d[start:stop]
         return out, float(d.sum())
+
+    # ---- products for the final certificate ----
+    exact = True  # matvec and rmatvec accumulate in float64 whatever X's dtype
+
+    def certified_products(self):
+        """``(matvec, rmatvec)`` accumulating in float64, for the duality gap a fit is
+        certified by (:meth:`tikhon.solvers.Problem.duality_gap`): the backend's own
+        products when ``exact``, else (float32 BLAS) row blocks of X in float64."""
+        if self.exact:
+            return self.matvec, self.rmatvec
+
+        def matvec(w):
+            out = np.empty(self.n_samples)
+            for start, stop, block in self._float64_blocks():
+                out[start:stop] = block @ w
+            return out
+
+        def rmatvec(r):
+            out = np.zeros(self.n_features)
+            for start, stop, block in self._float64_blocks():
+                out += block.T @ r[start:stop]
+            return out
+
+        return matvec, rmatvec
 
     def batch_loss_grad(self, w, b, rows):
         """``loss_grad`` restricted to the given rows (copies only those rows)."""

@@ -29,6 +29,8 @@ import numpy as np
 from numba import njit, prange
 from numba.extending import overload
 
+from ..objective import gap_from_gradient, relative_gap
+
 LOGISTIC = 0
 SQUARED = 1
 LOSS_CODES = {"logistic": LOGISTIC, "squared": SQUARED}
@@ -658,18 +660,23 @@ STATUS_NONFINITE = 3
 STATUS_PAUSE = 4
 
 
+# The stopping rule, compiled from tikhon.objective's own functions (one definition).
+_gap_from_gradient = njit(cache=True)(gap_from_gradient)
+_relative_gap = njit(cache=True)(relative_gap)
+
+
 @njit(cache=True)
-def _value_and_certificate(loss, w, gw, gb, lam, inv_m, fit_intercept):
-    """Mirror of ``Objective.value`` and ``Objective.certificate(Objective.gradient(...))``:
-    ``P = loss + lam/2 ||w||^2`` and ``max(|gw + lam w|_inf, |gb|) / m``."""
-    sq = 0.0
-    top = abs(gb) if fit_intercept else 0.0
-    for j in range(w.shape[0]):
-        sq += w[j] * w[j]
-        a = abs(gw[j] + lam * w[j])
-        if a > top:
-            top = a
-    return loss + 0.5 * lam * sq, top * inv_m
+def _value_and_gap(code, loss, w, b, gw, gb, lam, fit_intercept, anchors, anchor_sums):
+    """``P = loss + lam/2 ||w||^2`` and the relative duality gap of
+    ``tikhon.objective.Objective.gradient_gap``: ``anchors[k]``, ``anchor_sums[k]`` are
+    the intercept's anchor of side ``-1`` (``k = 0``; the squared loss's only one) and
+    ``+1`` (``k = 1``)."""
+    value = loss + 0.5 * lam * np.dot(w, w)
+    grad_w = gw + lam * w
+    k = 1 if (code == LOGISTIC and gb > 0.0) else 0
+    gap = _gap_from_gradient(lam, code == LOGISTIC, fit_intercept, loss, w, b, grad_w, gb,
+                             anchors[k], anchor_sums[k])
+    return value, _relative_gap(value, gap)
 
 
 # An increase of P within its rounding is not an uphill step (as in tikhon.solvers.gd).
@@ -677,12 +684,12 @@ UPHILL_ROUNDING = 64 * 2.220446049250313e-16
 
 
 @njit(cache=True)
-def gd_loop(Xt, y, s, code, w, b, fit_intercept, decay, scale, lam, inv_m, tol,
+def gd_loop(Xt, y, s, code, w, b, fit_intercept, decay, scale, lam, anchors, anchor_sums, tol,
             max_steps, safeguard, T, values):
     """The seeds' full-batch gradient descent, as ``tikhon.solvers.gd`` runs it.
 
     Per iteration: one fused pass for ``(loss, gw, gb)``; record ``P``; stop when the
-    certificate ``<= tol`` or after ``max_steps`` steps; else
+    relative duality gap ``<= tol`` or after ``max_steps`` steps; else
     ``w <- w * decay - scale * gw``, ``b <- b - scale * gb``. With ``safeguard``, an
     iterate whose ``P`` exceeds the previous one is undone and the loop returns
     ``STATUS_UPHILL`` (the caller halves the step, recomputes ``decay``, and calls
@@ -699,7 +706,7 @@ def gd_loop(Xt, y, s, code, w, b, fit_intercept, decay, scale, lam, inv_m, tol,
     cert = np.inf
     while True:
         loss, gw, gb = loss_grad(Xt, y, s, w, b, code, T, dummy)
-        value, c = _value_and_certificate(loss, w, gw, gb, lam, inv_m, fit_intercept)
+        value, c = _value_and_gap(code, loss, w, b, gw, gb, lam, fit_intercept, anchors, anchor_sums)
         if not np.isfinite(value):
             return STATUS_NONFINITE, steps, n_values, b, value
         if safeguard and have_prev and value > prev_value + UPHILL_ROUNDING * abs(prev_value):
@@ -726,11 +733,11 @@ def gd_loop(Xt, y, s, code, w, b, fit_intercept, decay, scale, lam, inv_m, tol,
 
 @njit(cache=True)
 def sgd_loop(Xt, y, s, code, w, b, fit_intercept, rng, steps, decays, t0, batch_size,
-             m, lam, inv_m, tol, epoch0, epoch_stop, max_epochs, T, values):
+             m, lam, anchors, anchor_sums, tol, epoch0, epoch_stop, max_epochs, T, values):
     """Mini-batch SGD with weight decay, as ``tikhon.solvers.sgd`` runs it.
 
-    Each epoch: one fused full pass (objective and certificate; stop when
-    ``cert <= tol`` or after ``max_epochs`` epochs), then a permutation drawn from the
+    Each epoch: one fused full pass (objective and relative duality gap; stop when
+    ``gap <= tol`` or after ``max_epochs`` epochs), then a permutation drawn from the
     NumPy ``Generator`` ``rng`` (same stream as ``rng.permutation(n)`` in Python), and
     for each batch of sorted rows ``w <- w * decays[t] - scale * g_B``,
     ``b <- b - scale * gb_B``, ``scale = steps[t] * n / (m |B|)``; ``steps``/``decays``
@@ -751,7 +758,7 @@ def sgd_loop(Xt, y, s, code, w, b, fit_intercept, rng, steps, decays, t0, batch_
         if epoch == epoch_stop and epoch < max_epochs:
             return STATUS_PAUSE, epoch, b, cert, t
         loss, gw, gb = loss_grad(Xt, y, s, w, b, code, T, dummy)
-        value, cert = _value_and_certificate(loss, w, gw, gb, lam, inv_m, fit_intercept)
+        value, cert = _value_and_gap(code, loss, w, b, gw, gb, lam, fit_intercept, anchors, anchor_sums)
         if not np.isfinite(value):
             return STATUS_NONFINITE, epoch, b, value, t
         values[epoch - epoch0] = value

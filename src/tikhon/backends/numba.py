@@ -166,7 +166,7 @@ class NumbaBackend(Backend):
         return g, float(gb)
 
     # ---- whole loops (called by tikhon.solvers.gd / sgd) ----
-    def gd_loop(self, w, b, *, decay, scale, lam, weight_sum, fit_intercept, tol, max_steps,
+    def gd_loop(self, w, b, *, decay, scale, lam, anchors, fit_intercept, tol, max_steps,
                 safeguard):
         """Run gradient descent steps inside Numba from ``(w, b)``; see
         :func:`tikhon.backends._numba_kernels.gd_loop`. Returns
@@ -181,12 +181,12 @@ class NumbaBackend(Backend):
         with self._threads() as T:
             status, steps, n_values, b, cert = k.gd_loop(
                 self._Xt, self._y, self._s, self._code, w, float(b), bool(fit_intercept),
-                float(decay), float(scale), float(lam), 1.0 / float(weight_sum), float(tol),
+                float(decay), float(scale), float(lam), *anchors, float(tol),
                 int(max_steps), bool(safeguard), T, values)
         records = _spread(start, time.perf_counter(), values[:n_values])
         return _STATUS[status], w, float(b), int(steps), records, float(cert)
 
-    def sgd_loop(self, w, b, *, rng, steps, decays, t0, batch_size, lam, weight_sum,
+    def sgd_loop(self, w, b, *, rng, steps, decays, t0, batch_size, lam, weight_sum, anchors,
                  fit_intercept, tol, epoch0, epoch_stop, max_epochs):
         """Run SGD epochs inside Numba; see :func:`tikhon.backends._numba_kernels.sgd_loop`.
         Returns ``(status, w, b, epoch, t, records, cert)`` with status one of
@@ -199,7 +199,7 @@ class NumbaBackend(Backend):
             status, epoch, b, cert, t = k.sgd_loop(
                 self._Xt, self._y, self._s, self._code, w, float(b), bool(fit_intercept), rng,
                 _f64(steps), _f64(decays), int(t0), int(batch_size), float(weight_sum),
-                float(lam), 1.0 / float(weight_sum), float(tol), int(epoch0), int(epoch_stop),
+                float(lam), *anchors, float(tol), int(epoch0), int(epoch_stop),
                 int(max_epochs), T, values)
         done = int(epoch) - int(epoch0) + (0 if _STATUS[status] == "pause" else 1)
         records = _spread(start, time.perf_counter(), values[:max(done, 0)])

@@ -22,6 +22,9 @@ class NumpyBackend(Backend):
     def __init__(self, X, y, sample_weight, loss):
         super().__init__(X, y, sample_weight, loss)
         self._dtype = X.dtype
+        # float32 X: BLAS and scipy sum in float32 (~1e-7 relative), so the final
+        # certificate is computed with float64 products (Backend.certified_products)
+        self.exact = X.dtype == np.float64
 
     @cached_property
     def _XT(self):

@@ -40,11 +40,9 @@ DEFAULT_MAX_ITER_OTHER = 300
 # (the seeds' GD and SGD do not reach 1e-6 in a short run, L-BFGS needs hundreds of
 # passes on a9a): the default run must stay under 2 minutes. Ask for them by name.
 NOT_BY_DEFAULT = ("gd", "sgd", "lbfgs")
-# Default solver tolerance by stopping criterion (``FitResult.criterion``, probed on a
-# small slice): the gradient test at 1e-10 makes the tightest solve the reference; a
-# solver certified by the relative duality gap (an upper bound on the relative
-# suboptimality) stops at a tenth of the tightest level.
-DEFAULT_GRAD_TOL = 1e-10
+# Default solver tolerance: every solver stops on the relative duality gap, an upper
+# bound on the relative suboptimality, so a tenth of the tightest level is enough.
+TOL_PER_LEVEL = 0.1
 
 
 @dataclass
@@ -56,7 +54,7 @@ class BenchConfig:
     C: list | None = None
     alpha: list | None = None
     levels: tuple = DEFAULT_LEVELS
-    tol: float | None = None  # None: by criterion (see DEFAULT_GRAD_TOL)
+    tol: float | None = None  # None: TOL_PER_LEVEL times the tightest level
     max_iter: int | None = None
     repeat: int = 1
     anchors: list = field(default_factory=lambda: list(anchor_mod.ANCHORS))
@@ -204,26 +202,10 @@ def _max_iter(config, solver):
     return DEFAULT_MAX_ITER.get(solver, DEFAULT_MAX_ITER_OTHER)
 
 
-def _tol(config, criterion):
+def _tol(config):
     if config.tol is not None:
         return float(config.tol)
-    if criterion == "relative_gap":
-        return min(config.levels) / 10.0
-    return DEFAULT_GRAD_TOL
-
-
-def _probe_criterion(cls, solver, Xs, ys, loss, fit_intercept):
-    """The stopping criterion a solver reports, from two iterations on a small slice
-    (this also compiles a JIT backend's kernels for X's layout and dtype)."""
-    from tikhon import solvers as registry
-    from tikhon.objective import Objective
-
-    objective = Objective(loss, 1.0, fit_intercept)
-    backend = cls(Xs, _signed(loss, ys), np.ones(Xs.shape[0]), objective.pointwise)
-    theta0 = np.zeros(objective.n_params(Xs.shape[1]))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return registry.run(solver, objective, backend, theta0, 1e-3, 2).criterion
+    return TOL_PER_LEVEL * min(config.levels)
 
 
 def _fit_once(config, loss, value, backend, solver, X, y, memory, tol):
@@ -252,11 +234,11 @@ def _warm_small(X, y, loss, n=256):
     return X[rows], y[rows]
 
 
-def _run_cell(config, loss, value, cell, X, y, evaluate, criterion):
+def _run_cell(config, loss, value, cell, X, y, evaluate):
     label, name, cls, solver = cell
-    tol = _tol(config, criterion)
+    tol = _tol(config)
     record = {"kind": "tikhon", "label": f"{label}/{solver}", "backend": cls.name, "requested_backend": name,
-              "solver": solver, "max_iter": _max_iter(config, solver), "tol": tol, "criterion": criterion,
+              "solver": solver, "max_iter": _max_iter(config, solver), "tol": tol,
               "error": None}
     try:
         runs = []
@@ -332,15 +314,13 @@ def run_dataset(config, dataset, progress):
     n_steps = sum(len(plans[p["loss"]][0]) + len(anchor_names) for p in problems) + len(plans) + 1
     progress.start(n_steps, dataset.name)
 
-    # warm-up (JIT compilation, caches) outside every timed run, and each solver's criterion
-    criteria = {}
+    # warm-up (JIT compilation, caches) outside every timed run
     for loss, (cells, _) in plans.items():
         Xs, ys = _warm_small(X, y, loss)
         for label, name, cls, solver in cells:
             key = f"{label}/{solver}"
             t0 = clock()
             try:
-                criteria[(loss, label, solver)] = _probe_criterion(cls, solver, Xs, ys, loss, config.fit_intercept)
                 if config.warmup and cls.name != "numpy":
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
@@ -382,8 +362,7 @@ def run_dataset(config, dataset, progress):
         records = []
         for cell in cells:
             progress.step(f"{tag}  {cell[0]}/{cell[3]}")
-            records.append(_run_cell(config, loss, problem["value"], cell, X, y, evaluate,
-                                     criteria.get((loss, cell[0], cell[3]))))
+            records.append(_run_cell(config, loss, problem["value"], cell, X, y, evaluate))
         done = [r["final_objective"] for r in records if r["error"] is None]
         hint = min(done) if done else None
         for name in anchor_names:

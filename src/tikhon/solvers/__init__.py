@@ -9,9 +9,9 @@ from __future__ import annotations
 import importlib
 import math
 
-from ._common import FitResult, History, Problem
+from ._common import FitResult, History, Problem, certified
 
-__all__ = ["SOLVERS", "BACKEND_LOOPS", "FitResult", "History", "Problem", "choose_solver", "run"]
+__all__ = ["SOLVERS", "BACKEND_LOOPS", "FitResult", "History", "Problem", "certified", "choose_solver", "run"]
 
 SOLVERS = {
     "gd": "tikhon.solvers.gd",
@@ -39,18 +39,28 @@ def choose_solver(name, loss):
 
 
 def run(name, objective, backend, theta0, tol, max_iter, **options) -> FitResult:
-    """Run solver ``name`` and certify its result with the relative duality gap."""
+    """Run solver ``name`` and certify its result by the relative duality gap.
+
+    A solver reports the gap it stopped on (``certificate``; for the primal solvers the
+    gap of the gradient pass's dual point, :meth:`Problem.gap`). When that misses ``tol``,
+    or the backend's products round in float32 (then the solver's figure is rounded too),
+    :meth:`Problem.duality_gap` (two passes, float64 products) is computed as well; the
+    smallest valid bound is ``relative_gap``, and ``converged`` means exactly that it is
+    ``<= tol`` (an infinite or NaN gap never converges)."""
     problem = Problem(objective, backend)
     solve = importlib.import_module(SOLVERS[name]).solve
     with backend.solving():
         result = solve(problem, theta0, tol, max_iter, **options)
-        if math.isnan(result.relative_gap):  # else the solver computed it at result.theta
-            result.objective, result.dual_objective, result.relative_gap = problem.duality_gap(result.theta)
-    primal, dual, gap = result.objective, result.dual_objective, result.relative_gap
-    if result.criterion == "relative_gap" and result.certificate < gap:
-        # a dual solver's own dual iterate certifies more tightly than the dual point
-        # rebuilt from w alone: report the tighter of the two valid bounds
+        # recompute unless the solver's own (P, D) at theta is valid and meets tol
+        recheck = math.isnan(result.relative_gap) or not backend.exact
+        if recheck or not min(result.relative_gap, result.certificate) <= tol:
+            primal, dual, gap = problem.duality_gap(result.theta)
+            if recheck or gap < result.relative_gap:
+                result.objective, result.dual_objective, result.relative_gap = primal, dual, gap
+    gap = result.relative_gap
+    if backend.exact and result.certificate < gap:  # a dual solver's own dual iterate certifies more tightly
         gap = result.certificate
-        dual = primal / (1.0 + gap)
-    result.objective, result.dual_objective, result.relative_gap = primal, dual, gap
+        result.dual_objective = result.objective / (1.0 + gap)
+    result.relative_gap = gap
+    result.converged = bool(gap <= tol)
     return result

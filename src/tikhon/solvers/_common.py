@@ -6,14 +6,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Problem", "FitResult", "History"]
+__all__ = ["Problem", "FitResult", "History", "certified"]
 
 
 class Problem:
     """The objective bound to one backend, in the flat parameter vector ``theta = [w, b]``.
 
     Solvers see only this: values, gradients and Hessian products of ``P`` (the
-    unscaled objective), its certificate, and ``m = sum_i s_i`` for the seeds' scaling.
+    unscaled objective), the relative duality gap they stop on (:meth:`gap`), and
+    ``m = sum_i s_i`` for the seeds' scaling.
     """
 
     def __init__(self, objective, backend):
@@ -21,6 +22,7 @@ class Problem:
         self.backend = backend
         self.weight_sum = backend.weight_sum
         self.n_params = objective.n_params(backend.n_features)
+        self._anchors = {}  # side -> Objective.intercept_anchor, one pass each, made on first use
 
     def split(self, theta):
         return self.objective.split(theta)
@@ -49,14 +51,40 @@ class Problem:
         dw, db = self.backend.hessian_diagonal(w, b)
         return self.objective.hess_vec(dw, db, np.ones_like(dw))
 
-    def certificate(self, grad):
-        return self.objective.certificate(grad, self.weight_sum)
+    def gap(self, theta, value, grad):
+        """``(P, D, relative gap)`` at ``theta`` from its value and gradient (no pass over
+        X but, with an intercept, once per fit the pass of the intercept's anchor):
+        :meth:`tikhon.objective.Objective.gradient_gap`, the stopping rule of every solver."""
+        w, b = self.split(theta)
+        anchor = None
+        if self.objective.fit_intercept and grad[-1] != 0.0:
+            anchor = self._anchor(self.objective.anchor_side(grad[-1]))
+        return self.objective.gradient_gap(value, grad, w, b, anchor)
+
+    def loop_anchors(self):
+        """The intercept's anchors as arrays, for solver loops a backend runs itself:
+        ``(A, sums)``, ``A[0], sums[0]`` of side ``-1`` (the squared loss's only one),
+        ``A[1], sums[1]`` of side ``+1``; zeros where not needed."""
+        A, sums = np.zeros((2, self.backend.n_features)), np.zeros(2)
+        if self.objective.fit_intercept:
+            for k, side in enumerate((0,) if self.objective.loss == "squared" else (-1, 1)):
+                A[k], sums[k] = self._anchor(side)
+        return A, sums
+
+    def _anchor(self, side):
+        if side not in self._anchors:
+            be = self.backend
+            self._anchors[side] = self.objective.intercept_anchor(be.y, be.s, side, be.rmatvec)
+        return self._anchors[side]
 
     def duality_gap(self, theta):
-        """``(P, D, relative gap)`` at ``theta`` (two passes over X)."""
+        """``(P, D, relative gap)`` at ``theta`` with the dual point of the best intercept
+        for ``w`` (two passes over X): tighter than :meth:`gap` when ``grad_b`` is not
+        yet small, the check of last resort."""
         w, b = self.split(theta)
         be = self.backend
-        return self.objective.duality_gap(w, b, be.matvec(w), be.y, be.s, be.rmatvec)
+        matvec, rmatvec = be.certified_products()
+        return self.objective.duality_gap(w, b, matvec(w), be.y, be.s, rmatvec)
 
 
 class History:
@@ -83,10 +111,17 @@ class FitResult:
     theta: np.ndarray
     n_iter: int
     converged: bool
-    certificate: float  # the value of the solver's stopping criterion at theta
-    criterion: str  # what ``certificate`` measures, e.g. "grad_inf/m" or "relative_gap"
+    certificate: float  # the relative duality gap the solver stopped on (its own bound)
     history: list = field(default_factory=list)
     message: str = ""
     objective: float = np.nan
     dual_objective: float = np.nan
     relative_gap: float = np.nan
+
+
+def certified(gap):
+    """FitResult's ``objective``, ``dual_objective`` and ``relative_gap`` from a ``(P, D,
+    relative gap)`` triple computed at the returned ``theta`` (the registry then need not
+    compute it again)."""
+    primal, dual, relative = gap
+    return {"objective": primal, "dual_objective": dual, "relative_gap": relative}

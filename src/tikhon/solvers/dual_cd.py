@@ -51,8 +51,8 @@ import time
 import numpy as np
 from scipy.special import expit
 
-from ..objective import row_blocks
-from ._common import FitResult, History
+from ..objective import relative_gap, row_blocks
+from ._common import FitResult, History, certified
 
 __all__ = ["solve"]
 
@@ -134,7 +134,7 @@ class _Dual:
         if obj.fit_intercept:
             loss.center_dual(self.y, self.s, u)
         dual = obj.dual_value(self.y, self.s, u, be.rmatvec(u))
-        return _relative(primal, dual)
+        return relative_gap(primal, primal - dual)
 
     def objective_gap(self, w, b, margins):
         """``(P, D, relative gap)`` of :meth:`Objective.duality_gap` at ``(w, b)``."""
@@ -142,6 +142,7 @@ class _Dual:
 
 
 _EMPTY = np.zeros(0)
+
 # The early switch to Newton-CG (see ``solve``): after this many passes, if the observed
 # rate predicts more than SWITCH_PASSES_LEFT further passes. Measured with 10 against 15
 # (no intercept, tol 1e-8): synthetic text 200k x 100k (7.5M nonzeros), C=10, 3.1 s
@@ -149,12 +150,6 @@ _EMPTY = np.zeros(0)
 # the other cells of liblinear_compare made the same passes either way.
 SWITCH_AFTER = 5
 SWITCH_PASSES_LEFT = 10
-
-
-def _relative(primal, dual):
-    if primal - dual <= 0:  # certified optimal, even when D = P* = 0
-        return 0.0
-    return (primal - dual) / dual if dual > 0 else math.inf
 
 
 def solve(problem, theta0, tol, max_iter, random_state=None, inner_min=1e-12, rho=None,
@@ -213,7 +208,7 @@ def solve(problem, theta0, tol, max_iter, random_state=None, inner_min=1e-12, rh
         margins = be.matvec(w)
         primal, dual_value, b = dual.inner_gap(margins, center, rho)
         history.add(primal)
-        inner = _relative(primal, dual_value)
+        inner = relative_gap(primal, primal - dual_value)
         points.append((epochs, math.log(max(inner, 1e-300))))
         budget_left = epochs < max_iter
         if newton_after is not None and budget_left and (
@@ -254,45 +249,28 @@ def solve(problem, theta0, tol, max_iter, random_state=None, inner_min=1e-12, rh
         converged = certificate <= tol
         message = (f"{epochs} dual CD passes, then {newton_iters} Newton-CG iterations; "
                    f"{outer} multiplier steps")
-        return FitResult(theta, epochs + newton_iters, converged, certificate, "relative_gap",
-                         history.records, message=message, **_certified(checked))
+        return FitResult(theta, epochs + newton_iters, converged, certificate,
+                         history.records, message=message, **certified(checked))
     theta = obj.join(w, b)
     converged = certificate <= tol
     if not converged:
         message = f"pass limit reached; sub-problem gap {inner:.3g}"
     message = message or (f"{epochs} passes, {outer} multiplier steps, "
                           f"{state.newton_steps} Newton steps")
-    return FitResult(theta, epochs, converged, certificate, "relative_gap", history.records, message=message,
-                     **_certified(checked))
-
-
-def _certified(checked):
-    """FitResult's fields from an :meth:`Objective.duality_gap` the solver computed at the
-    returned ``theta``: the registry then does not spend two passes computing it again."""
-    if checked is None:
-        return {}
-    primal, dual, gap = checked
-    return {"objective": primal, "dual_objective": dual, "relative_gap": gap}
+    return FitResult(theta, epochs, converged, certificate, history.records, message=message,
+                     **(certified(checked) if checked is not None else {}))
 
 
 def _newton_finish(problem, theta, tol, max_iter, history):
-    """Newton-CG from ``theta`` with a tightening gradient tolerance until the objective
-    module's relative duality gap (dual point built from ``w``, quadratically small
-    near the optimum) is ``<= tol``; its objective values join ``history``. Returns
-    ``(theta, (P, D, gap) at theta, iterations)``."""
+    """Newton-CG from ``theta`` to relative duality gap ``tol`` (its own stopping rule);
+    its objective values join ``history``. Returns ``(theta, (P, D, gap) at theta,
+    iterations)``."""
     from . import newton
 
-    gtol, iterations = 1e-6, 0
-    for _ in range(8):
-        started = time.perf_counter()
-        result = newton.solve(problem, theta, gtol, max(1, max_iter - iterations))
-        history.extend(result.history, started)
-        theta, iterations = result.theta, iterations + result.n_iter
-        checked = problem.duality_gap(theta)
-        if checked[2] <= tol or iterations >= max_iter:
-            break
-        gtol *= 1e-2
-    return theta, checked, iterations
+    started = time.perf_counter()
+    result = newton.solve(problem, theta, tol, max(1, max_iter))
+    history.extend(result.history, started)
+    return result.theta, (result.objective, result.dual_objective, result.relative_gap), result.n_iter
 
 
 def _passes_needed(points, target):

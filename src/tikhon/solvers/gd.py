@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import FitResult, History
+from ._common import FitResult, History, certified
 
 __all__ = ["solve"]
 
@@ -49,7 +49,7 @@ def solve(problem, theta0, tol, max_iter, learning_rate=None):
     if getattr(backend, "gd_loop", None) is not None:
         return _solve_in_backend(problem, w, b, step, safeguard, tol, max_iter, history)
     previous = None  # (w, b, P) before the last step, for the monotone safeguard
-    n_iter, converged, cert = 0, False, np.inf
+    n_iter = 0
     while True:
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
             data_loss, gw, gb = backend.loss_grad(w, b)
@@ -62,9 +62,8 @@ def solve(problem, theta0, tol, max_iter, learning_rate=None):
             previous = None
             continue
         history.add(value)
-        cert = problem.certificate(objective.gradient(gw, gb, w))
-        if cert <= tol:
-            converged = True
+        gap = problem.gap(objective.join(w, b), value, objective.gradient(gw, gb, w))
+        if gap[2] <= tol:
             break
         if n_iter >= max_iter:
             break
@@ -74,18 +73,19 @@ def solve(problem, theta0, tol, max_iter, learning_rate=None):
         if objective.fit_intercept:
             b = b - (step / m) * gb
         n_iter += 1
-    return FitResult(objective.join(w, b), n_iter, converged, cert, "grad_inf/m", history.records,
-                     message=f"step {step:.3g}")
+    return FitResult(objective.join(w, b), n_iter, gap[2] <= tol, gap[2], history.records,
+                     message=f"step {step:.3g}", **certified(gap))
 
 
 def _solve_in_backend(problem, w, b, step, safeguard, tol, max_iter, history):
     """The loop above, run by ``backend.gd_loop`` (same update, same safeguard)."""
     objective, backend, m = problem.objective, problem.backend, problem.weight_sum
+    anchors = problem.loop_anchors()
     n_iter = 0
     while True:
         status, w, b, steps, records, cert = backend.gd_loop(
             w, b, decay=objective.weight_decay(step, m), scale=step / m, lam=objective.lam,
-            weight_sum=m, fit_intercept=objective.fit_intercept, tol=tol,
+            anchors=anchors, fit_intercept=objective.fit_intercept, tol=tol,
             max_steps=max_iter - n_iter, safeguard=safeguard)
         n_iter += steps
         history.records.extend((t - history._start, v) for t, v in records)
@@ -95,5 +95,5 @@ def _solve_in_backend(problem, w, b, step, safeguard, tol, max_iter, history):
             step *= 0.5
             continue
         break
-    return FitResult(objective.join(w, b), n_iter, status == "converged", cert, "grad_inf/m",
+    return FitResult(objective.join(w, b), n_iter, status == "converged", cert,
                      history.records, message=f"step {step:.3g}")

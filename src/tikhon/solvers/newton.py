@@ -14,6 +14,9 @@ costs two passes per step and removes the feature-scale spread that otherwise st
 CG on one-hot data such as a9a (there: 9 Newton steps instead of 28 at C=100);
 well-conditioned problems, solved in a few products per step, never pay for it.
 
+Stopping rule: the relative duality gap at the iterate, from its gradient pass
+(:meth:`tikhon.solvers.Problem.gap`, O(d) work), ``<= tol``.
+
 Near the optimum, where the change of ``P`` is below its rounding, a step is
 accepted when it reduces ``||grad P||_1`` by a tenth instead; when it does not, the
 iterate is optimal to rounding (e.g. float32 data, whose margins carry ~1e-7 relative
@@ -27,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import FitResult, History
+from ._common import FitResult, History, certified
 
 __all__ = ["solve"]
 
@@ -85,8 +88,8 @@ def solve(problem, theta0, tol, max_iter, max_cg_iter=250, armijo=1e-4):
     inv_diag = np.ones_like(theta)
     precondition = False
     while True:
-        cert = problem.certificate(grad)
-        if cert <= tol or n_iter >= max_iter:
+        gap = problem.gap(theta, value, grad)
+        if gap[2] <= tol or n_iter >= max_iter:
             break
         rtol = min(0.5, np.sqrt(np.max(np.abs(grad)) / m))
         if precondition:
@@ -119,5 +122,5 @@ def solve(problem, theta0, tol, max_iter, max_cg_iter=250, armijo=1e-4):
         theta, value, grad, hess_vec = trial, t_value, t_grad, t_hess
         history.add(value)
         n_iter += 1
-    return FitResult(theta, n_iter, cert <= tol, cert, "grad_inf/m", history.records,
-                     message=message or f"{cg_total} CG iterations")
+    return FitResult(theta, n_iter, gap[2] <= tol, gap[2], history.records,
+                     message=message or f"{cg_total} CG iterations", **certified(gap))

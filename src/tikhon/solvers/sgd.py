@@ -7,7 +7,7 @@ seeds' update ``w <- w (1 - step_t lam / m) - step_t * estimate``. The step deca
 ``step_t = step_0 / (1 + step_0 (lam / m) t)`` after ``t`` batches (the classical
 schedule for a ``lam / m``-strongly convex objective); ``step_0`` defaults to the
 inverse of the largest per-row Lipschitz constant. After every epoch one full pass
-computes the objective and the certificate: a fit stops when the certificate meets
+computes the objective and the relative duality gap: a fit stops when the gap meets
 ``tol`` (rare for SGD at tight tolerances) or after ``max_iter`` epochs.
 ``random_state=None`` means seed 0 (fits are repeatable).
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import FitResult, History
+from ._common import FitResult, History, certified
 
 __all__ = ["solve"]
 
@@ -49,16 +49,15 @@ def solve(problem, theta0, tol, max_iter, learning_rate=None, batch_size=256, ra
     history = History()
     if getattr(backend, "sgd_loop", None) is not None:
         return _solve_in_backend(problem, w, b, step0, rng, batch_size, tol, max_iter, history)
-    t, epoch, converged, cert = 0, 0, False, np.inf
+    t, epoch = 0, 0
     while True:
         data_loss, gw, gb = backend.loss_grad(w, b)
         value = objective.value(data_loss, w)
         if not np.isfinite(value):
             raise FloatingPointError(f"SGD diverged (objective {value}); use a smaller learning_rate")
         history.add(value)
-        cert = problem.certificate(objective.gradient(gw, gb, w))
-        if cert <= tol:
-            converged = True
+        gap = problem.gap(objective.join(w, b), value, objective.gradient(gw, gb, w))
+        if gap[2] <= tol:
             break
         if epoch >= max_iter:
             break
@@ -73,8 +72,8 @@ def solve(problem, theta0, tol, max_iter, learning_rate=None, batch_size=256, ra
                 b = b - scale * bgb
             t += 1
         epoch += 1
-    return FitResult(objective.join(w, b), epoch, converged, cert, "grad_inf/m", history.records,
-                     message=f"step0 {step0:.3g}, {t} batches")
+    return FitResult(objective.join(w, b), epoch, gap[2] <= tol, gap[2], history.records,
+                     message=f"step0 {step0:.3g}, {t} batches", **certified(gap))
 
 
 _SCHEDULE_BLOCK = 1 << 20  # batches of step/decay values handed to the backend per call
@@ -87,6 +86,7 @@ def _solve_in_backend(problem, w, b, step0, rng, batch_size, tol, max_iter, hist
     n = backend.n_samples
     batches = -(-n // batch_size)
     per_call = max(1, _SCHEDULE_BLOCK // batches)
+    anchors = problem.loop_anchors()
     epoch, t = 0, 0
     while True:
         epoch_stop = min(epoch + per_call, max_iter)
@@ -95,12 +95,12 @@ def _solve_in_backend(problem, w, b, step0, rng, batch_size, tol, max_iter, hist
         decays = objective.weight_decay(steps, m)
         status, w, b, epoch, t, records, cert = backend.sgd_loop(
             w, b, rng=rng, steps=steps, decays=decays, t0=t, batch_size=batch_size,
-            lam=objective.lam, weight_sum=m, fit_intercept=objective.fit_intercept, tol=tol,
+            lam=objective.lam, weight_sum=m, anchors=anchors, fit_intercept=objective.fit_intercept, tol=tol,
             epoch0=epoch, epoch_stop=epoch_stop, max_epochs=max_iter)
         history.records.extend((s - history._start, v) for s, v in records)
         if status == "nonfinite":
             raise FloatingPointError(f"SGD diverged (objective {cert}); use a smaller learning_rate")
         if status != "pause":
             break
-    return FitResult(objective.join(w, b), epoch, status == "converged", cert, "grad_inf/m",
+    return FitResult(objective.join(w, b), epoch, status == "converged", cert,
                      history.records, message=f"step0 {step0:.3g}, {t} batches")
