@@ -9,7 +9,9 @@ the model of the equivalent clean float64 input on the same backend.
 """
 from __future__ import annotations
 
+import subprocess
 import sys
+import textwrap
 import warnings
 
 import numpy as np
@@ -337,11 +339,18 @@ def _csr_variant(M, variant):
         M = sp.csr_array(M)
     elif variant == "coo":
         M = M.tocoo()
+    elif variant in ("strided_data", "strided_indices", "strided_indptr"):  # views scipy accepts
+        name = variant.split("_")[1]
+        setattr(M, name, np.repeat(getattr(M, name), 2)[::2])
+        assert not getattr(M, name).flags.c_contiguous
+    elif variant == "reversed_views":  # negative strides, same values
+        M.data, M.indices = M.data[::-1].copy()[::-1], M.indices[::-1].copy()[::-1]
     return M
 
 
 CSR_VARIANTS = ["int64_indices", "mixed_index_types", "unsorted_indices", "duplicates",
-                "explicit_zeros", "trailing_junk", "read_only", "csr_array", "coo"]
+                "explicit_zeros", "trailing_junk", "read_only", "csr_array", "coo",
+                "strided_data", "strided_indices", "strided_indptr", "reversed_views"]
 
 
 # CSR readers, and the cython backend's own dual CD loop ("auto" is Newton-CG on few features)
@@ -577,3 +586,326 @@ def test_duplicate_detection_with_and_without_the_extension(monkeypatch, compile
     assert X.indptr[row + 1] - start >= 2
     X.indices[start + 1] = X.indices[start]  # one repeated index in row 7
     assert _validation._has_duplicates(X)
+
+
+# ---------------------------------------------------------------------------------
+# Valid strided CSR (scipy accepts views): read by every backend, path and CV (issue 14:
+# the cython backend refused it, "CSR data must be contiguous", and auto, path and CV
+# picked cython)
+# ---------------------------------------------------------------------------------
+def _strided(M, which):
+    S = M.copy()
+    for name in which:
+        setattr(S, name, np.repeat(getattr(S, name), 2)[::2])
+    return S
+
+
+@pytest.mark.parametrize("which", [("data",), ("indices",), ("data", "indices", "indptr")])
+def test_strided_csr_everywhere(which, request):
+    X, y = data(60, 6, seed=4)
+    X[np.abs(X) < 0.5] = 0.0
+    M = sp.csr_matrix(X)
+    S = _strided(M, which)
+    ref = fit(LR, "auto", M, y)
+    for backend in ["auto", *BACKENDS]:
+        if backend == "dask":
+            request.getfixturevalue("dask_client")
+            import dask.array as da
+
+            _same_model(fit(LR, backend, da.from_array(S, chunks=(30, S.shape[1]), asarray=False), y), ref)
+            continue
+        model = fit(LR, backend, S, y)
+        _same_model(model, fit(LR, backend, M, y))
+        _same_model(model, ref)
+    if "cython" in BACKENDS:
+        _same_model(fit(LR, "cython", S, y, solver="dual_cd"), ref)
+        from tikhon.backends import get_backend
+        from tikhon.objective import Objective
+
+        cls = get_backend("auto", S)  # auto's choice reads S, also built outside the gate
+        be = cls(S, np.where(y == 1, 1.0, -1.0), np.ones(len(y)), Objective("logistic", 1.0).pointwise)
+        np.testing.assert_allclose(be.matvec(np.ones(6)), M @ np.ones(6))
+    path = tikhon.regularization_path(S, y, Cs=[0.1, 1.0], tol=TOL)
+    ref_path = tikhon.regularization_path(M, y, Cs=[0.1, 1.0], tol=TOL)
+    np.testing.assert_allclose(path.coefs, ref_path.coefs, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(path.decision_function(S), ref_path.decision_function(M), rtol=1e-6, atol=1e-8)
+    cv = tikhon.LogisticRegressionCV(Cs=[0.1, 1.0], cv=3, tol=TOL).fit(S, y)
+    ref_cv = tikhon.LogisticRegressionCV(Cs=[0.1, 1.0], cv=3, tol=TOL).fit(M, y)
+    assert cv.C_ == ref_cv.C_
+    np.testing.assert_allclose(cv.coef_, ref_cv.coef_, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(ref.predict_proba(S), ref.predict_proba(M), rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------------
+# Hostile CSR on every public entry point (issue 14). Each case runs in a subprocess:
+# before, several of these crashed the interpreter (segfault), which must fail the test
+# and not kill pytest.
+# ---------------------------------------------------------------------------------
+_CHILD = """
+import sys, warnings
+import numpy as np, scipy.sparse as sp
+import tikhon
+from tikhon.bench.problems import load_dataset, parse_data_spec
+
+warnings.simplefilter("ignore")
+kind, workdir = sys.argv[1], sys.argv[2]
+rng = np.random.default_rng(0)
+X = rng.standard_normal((40, 5))
+y = (X[:, 0] > 0).astype(int)
+M = sp.csr_matrix(X)
+
+
+def broken(A):  # a copy of the compressed matrix A (CSR or CSC) with the structure fault `kind`
+    A = A.copy()
+    if kind == "index_past_n_features":
+        A.indices[7] = 10 ** 8
+    elif kind == "negative_index":
+        A.indices[3] = -10 ** 8
+    elif kind == "indptr_rises_then_falls":  # [0, 1e8, 10, ...]: ends within the data
+        A.indptr[1] = 10 ** 8
+    elif kind == "canonical_flag_on_bad_index":  # scipy's flag can be set on any matrix
+        A.indices[7] = 10 ** 8
+        A.has_canonical_format = True
+    elif kind == "indptr_past_data":
+        A.indptr[-1] = 10 ** 8
+    return A
+
+
+B = broken(M)
+model = tikhon.LogisticRegression().fit(M, y)
+ridge = tikhon.Ridge().fit(M, y)
+path = tikhon.regularization_path(M, y, Cs=[1.0])
+np.savez(f"{workdir}/crafted.npz", data=B.data, indices=B.indices, indptr=B.indptr, shape=np.array(B.shape), y=y)
+calls = {
+    **{f"LogisticRegression.fit[{b}]": (lambda b=b: tikhon.LogisticRegression(backend=b).fit(B, y))
+       for b in tikhon.available_backends() if b != "dask"},
+    **{f"Ridge.fit[{b}]": (lambda b=b: tikhon.Ridge(backend=b).fit(B, y))
+       for b in tikhon.available_backends() if b != "dask"},
+    "LogisticRegression.fit[dual_cd]": lambda: tikhon.LogisticRegression(solver="dual_cd").fit(B, y),
+    "predict": lambda: model.predict(B),
+    "decision_function": lambda: model.decision_function(B),
+    "predict_proba": lambda: model.predict_proba(B),
+    "predict_log_proba": lambda: model.predict_log_proba(B),
+    "Ridge.predict": lambda: ridge.predict(B),
+    "regularization_path": lambda: tikhon.regularization_path(B, y, Cs=[1.0]),
+    "regularization_path[ridge]": lambda: tikhon.regularization_path(B, y, alphas=[1.0], model="ridge"),
+    "PathResult.decision_function": lambda: path.decision_function(B),
+    "LogisticRegressionCV.fit": lambda: tikhon.LogisticRegressionCV(Cs=[1.0], cv=2).fit(B, y),
+    "RidgeCV.fit": lambda: tikhon.RidgeCV().fit(B, y),
+    "RidgeCV.fit[cv=2]": lambda: tikhon.RidgeCV(cv=2).fit(B, y),
+    "bench load_dataset": lambda: load_dataset(parse_data_spec(f"{workdir}/crafted.npz")),
+    "CSC input": lambda: tikhon.LogisticRegression().fit(broken(sp.csc_matrix(X)), y),
+}
+if "cython" in tikhon.available_backends():
+    from tikhon import _cd
+
+    calls["_cd.check_csr"] = lambda: _cd.check_csr(B.data, B.indices, B.indptr, B.shape[1])
+for name, call in calls.items():
+    print(name, end=": ", flush=True)
+    try:
+        call()
+        print("ACCEPTED", flush=True)
+    except ValueError as exc:
+        print("REFUSED", str(exc).splitlines()[0], flush=True)
+print("DONE")
+"""
+
+HOSTILE = ["index_past_n_features", "negative_index", "indptr_rises_then_falls", "canonical_flag_on_bad_index",
+           "indptr_past_data"]
+
+
+def run_isolated(args, timeout=300, **kw):
+    """Run a child Python; a crash (killed by a signal) fails the calling test with the
+    child's last output, which names the call that crashed."""
+    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, **kw)
+    assert proc.returncode >= 0, (f"the child process crashed (signal {-proc.returncode}) after:\n"
+                                  f"{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}")
+    return proc
+
+
+@pytest.mark.parametrize("kind", HOSTILE)
+def test_hostile_csr_refused_by_every_entry_point(kind, tmp_path):
+    """Fit (every backend, dual CD), predictions, paths, PathResult.decision_function (it
+    segfaulted on an out-of-range index), CV, the bench's data loading, CSC input and the
+    extension's own check (it read past indptr's end on a rising-then-falling indptr):
+    each refuses the broken matrix with a ValueError naming the problem."""
+    proc = run_isolated(["-c", _CHILD, kind, str(tmp_path)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    *lines, done = proc.stdout.strip().splitlines()
+    assert done == "DONE" and len(lines) >= 17, proc.stdout
+    accepted = [line for line in lines if not line.split(": ", 1)[1].startswith("REFUSED")]
+    assert not accepted, "\n".join(accepted)
+    if kind == "indptr_rises_then_falls":  # the extension names the row before reading it
+        check = [line for line in lines if line.startswith("_cd.check_csr")]
+        assert not check or "row 0 spans [0, 100000000)" in check[0], check
+
+
+def test_extension_check_csr_reads_nothing_past_the_end():
+    """``_cd.check_csr`` on ``indptr = [0, 10**9, 5]`` with 5 stored values: before, it
+    read ``indices[5:10**9]`` (garbage taken for column indices, or a segfault); now it
+    refuses row 0 before reading it."""
+    pytest.importorskip("tikhon._cd")
+    proc = run_isolated(["-c", textwrap.dedent("""
+        import numpy as np
+        from tikhon import _cd
+        for ptr in ([0, 10**9, 5], [0, 100, 5], [0, 6, 5]):
+            try:
+                _cd.check_csr(np.ones(5), np.zeros(5, np.int32), np.array(ptr, np.int32), 5)
+                print("ACCEPTED")
+            except ValueError as exc:
+                print(exc)
+        """)])
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 3, proc.stdout + proc.stderr
+    for line, ptr in zip(lines, ("10**9", "100", "6")):
+        assert line.startswith("malformed CSR indptr: row 0 spans [0, "), (ptr, line)
+
+
+@pytest.mark.parametrize("kind", ["index_past_n_features", "indptr_rises_then_falls", "canonical_flag_on_bad_index"])
+def test_bench_refuses_a_crafted_npz(kind, tmp_path):
+    """`tikhon bench --data crafted.npz` built backends and ran solvers on the file's CSR
+    with no validation (a segfault); now the data set passes the gate when it is loaded:
+    one line on stderr and exit 2."""
+    M = sp.csr_matrix(data(40, 5)[0])
+    y = data(40, 5)[1]
+    if kind == "indptr_rises_then_falls":
+        M.indptr[1] = 10 ** 8
+    else:
+        M.indices[7] = 10 ** 8
+    path = tmp_path / "crafted.npz"
+    np.savez(path, data=M.data, indices=M.indices, indptr=M.indptr, shape=np.array(M.shape), y=y)
+    proc = run_isolated(["-m", "tikhon.cli", "bench", "--data", str(path), "--C", "1", "--anchors", "none",
+                         "--kernel-seconds", "0.005", "--no-warmup", "--out", str(tmp_path / "out")])
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    err = proc.stderr.strip().splitlines()
+    assert "Traceback" not in proc.stderr and err[-1].startswith("tikhon bench: error: "), proc.stderr
+    assert "crafted" in err[-1] and ("out of range" in err[-1] or "non-decreasing" in err[-1]), err[-1]
+
+
+def test_hostile_dask_chunks_refused(tmp_path):
+    """CSR chunks of a dask array are checked where they live, as the gate checks in-memory
+    CSR (before: a chunk with an out-of-range index segfaulted the worker's kernel)."""
+    pytest.importorskip("distributed")
+    proc = run_isolated(["-c", textwrap.dedent("""
+        import numpy as np, scipy.sparse as sp, dask, dask.array as da, tikhon
+        from distributed import Client
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((40, 5)); y = (X[:, 0] > 0).astype(int)
+        def block(i):
+            M = sp.csr_matrix(X[20 * i:20 * i + 20]); M.indices[7] = 10 ** 8; return M
+        Xd = da.concatenate([da.from_delayed(dask.delayed(block)(i), shape=(20, 5), dtype=np.float64,
+                                             meta=sp.csr_matrix((0, 5))) for i in range(2)])
+        with Client(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None):
+            try:
+                tikhon.LogisticRegression().fit(Xd, y); print("ACCEPTED")
+            except ValueError as exc:
+                print("REFUSED", exc)
+        """)])
+    assert "REFUSED CSR column index 100000000" in proc.stdout, proc.stdout + proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("fmt", ["coo", "csc", "bsr"])
+def test_hostile_other_sparse_formats_refused(fmt):
+    """Other sparse formats are converted to CSR by scikit-learn, whose conversion (scipy's
+    coo/csc -> csr) writes out of bounds on a broken structure: checked before it."""
+    proc = run_isolated(["-c", textwrap.dedent(f"""
+        import numpy as np, scipy.sparse as sp, tikhon
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((40, 4)); y = (X[:, 0] > 0).astype(int)
+        A = sp.coo_matrix(X) if "{fmt}" == "coo" else sp.csc_matrix(X) if "{fmt}" == "csc" else sp.bsr_matrix(X, blocksize=(2, 2))
+        if "{fmt}" == "coo":
+            A.row[3] = 10 ** 8
+        else:
+            A.indices[3] = 10 ** 8
+        for call in (lambda: tikhon.LogisticRegression().fit(A, y), lambda: tikhon.regularization_path(A, y, Cs=[1.0])):
+            try:
+                call(); print("ACCEPTED")
+            except ValueError as exc:
+                print("REFUSED", exc)
+        """)])
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 2 and all(line.startswith("REFUSED") for line in lines), proc.stdout + proc.stderr[-2000:]
+
+
+# ---------------------------------------------------------------------------------
+# class_weight="balanced" with sample weights: one definition for the estimator, CV and
+# path, scikit-learn's (>= 1.7), whatever scikit-learn is installed (issue 14)
+# ---------------------------------------------------------------------------------
+def _imbalanced(seed=5):
+    X, y = data(80, 4, seed=seed)
+    y[:12] = 1  # more of class 1
+    s = np.random.default_rng(seed).uniform(0.1, 5.0, len(y))
+    return X, y, s
+
+
+def test_balanced_class_weight_uses_sample_weight():
+    """Before: LogisticRegression computed "balanced" from counts, ignoring sample_weight,
+    while LogisticRegressionCV, regularization_path and scikit-learn >= 1.7 used the
+    weighted counts: the same data gave different models (intercept 0.74 against 0.84)."""
+    from sklearn.linear_model import LogisticRegression as SkLR
+
+    X, y, s = _imbalanced()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sk = SkLR(class_weight="balanced", tol=1e-12, max_iter=10000).fit(X, y, sample_weight=s)
+    ours = LR(class_weight="balanced", tol=TOL).fit(X, y, sample_weight=s)
+    path = tikhon.regularization_path(X, y, Cs=[1.0], class_weight="balanced", sample_weight=s, tol=TOL)
+    cv = tikhon.LogisticRegressionCV(Cs=[1.0], cv=2, class_weight="balanced", tol=TOL).fit(X, y, sample_weight=s)
+    for coef, b in ((ours.coef_, ours.intercept_), (path.coefs, path.intercepts), (cv.coef_, cv.intercept_)):
+        np.testing.assert_allclose(np.ravel(coef), sk.coef_.ravel(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(np.ravel(b), sk.intercept_, rtol=1e-5, atol=1e-6)
+
+
+def test_class_weighted_matches_scikit_learn():
+    """The per-sample weights equal scikit-learn's ``compute_class_weight`` with sample
+    weights (scikit-learn >= 1.7 takes them), for "balanced", a dict and None."""
+    from sklearn.utils.class_weight import compute_class_weight
+
+    from tikhon._validation import class_weighted
+
+    _, y, s = _imbalanced()
+    classes, index = np.unique(y, return_inverse=True)
+    for cw in ("balanced", {0: 0.5, 1: 3.0}, {1: 2.0}, None):
+        ours = class_weighted(s.copy(), cw, classes, index)
+        if cw is None:
+            np.testing.assert_array_equal(ours, s)
+            continue
+        try:
+            ref = compute_class_weight(cw, classes=classes, y=y, sample_weight=s)
+        except TypeError:
+            pytest.skip("this scikit-learn's compute_class_weight takes no sample_weight (< 1.7)")
+        np.testing.assert_allclose(ours, s * ref[index], rtol=1e-14)
+    # unit weights: the count-based definition of every scikit-learn version
+    ones = np.ones(len(y))
+    np.testing.assert_allclose(class_weighted(ones, "balanced", classes, index),
+                               compute_class_weight("balanced", classes=classes, y=y)[index], rtol=1e-14)
+
+
+def test_class_weights_with_scikit_learn_1_6(monkeypatch):
+    """scikit-learn 1.6 (pyproject's floor) has ``compute_class_weight(class_weight, *,
+    classes, y)``: no ``sample_weight``. Before, regularization_path and
+    LogisticRegressionCV passed it (a TypeError there); the balanced weights are now
+    computed by tikhon itself, with 1.7's weighted definition."""
+    import sklearn.utils.class_weight as cw_module
+
+    real = cw_module.compute_class_weight
+
+    def compute_class_weight_1_6(class_weight, *, classes, y):
+        return real(class_weight, classes=classes, y=y)
+
+    monkeypatch.setattr(cw_module, "compute_class_weight", compute_class_weight_1_6)
+    import tikhon.cv
+    import tikhon.path
+
+    for module in (tikhon.path, tikhon.cv, tikhon.estimators):
+        monkeypatch.setattr(module, "compute_class_weight", compute_class_weight_1_6, raising=False)
+    X, y, s = _imbalanced()
+    ref = LR(class_weight="balanced", tol=TOL).fit(X, y, sample_weight=s)
+    for cw in ("balanced", {0: 0.5, 1: 3.0}):
+        path = tikhon.regularization_path(X, y, Cs=[1.0], class_weight=cw, sample_weight=s, tol=TOL)
+        cv = tikhon.LogisticRegressionCV(Cs=[1.0], cv=2, class_weight=cw, tol=TOL).fit(X, y, sample_weight=s)
+        model = LR(class_weight=cw, tol=TOL).fit(X, y, sample_weight=s)
+        np.testing.assert_allclose(path.coefs[0], model.coef_.ravel(), rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(cv.coef_, model.coef_, rtol=1e-6, atol=1e-8)
+        if cw == "balanced":
+            _same_model(model, ref)

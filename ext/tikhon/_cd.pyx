@@ -471,8 +471,12 @@ def check_csr(const floating[::1] data, const integral[::1] indices, const integ
     """Validate a CSR structure before any unchecked read; returns the number of rows
     that contain a repeated column index (0 for canonical or merely unsorted CSR).
 
-    Raises ``ValueError`` for a malformed ``indptr`` or a column index out of range.
-    Uses a work array of ``n_features`` int64 (no copy of X).
+    Raises ``ValueError`` for a malformed ``indptr`` or a column index out of range,
+    and reads nothing out of bounds whatever the arrays hold: each row's end is checked
+    against its start and against the number of stored values before the row is read
+    (an ``indptr`` that rises past the end and falls back, e.g. ``[0, 100, 5]`` with 5
+    values, is refused at its first row). Uses a work array of ``n_features`` int64 (no
+    copy of X).
     """
     cdef Py_ssize_t n = indptr.shape[0] - 1
     cdef Py_ssize_t i, k, j, start, stop, nnz = data.shape[0], dup_rows = 0, bad = -1
@@ -488,7 +492,7 @@ def check_csr(const floating[::1] data, const integral[::1] indices, const integ
         for i in range(n):
             start = indptr[i]
             stop = indptr[i + 1]
-            if stop < start:
+            if stop < start or stop > nnz:
                 bad = i
                 break
             dup = False
@@ -505,7 +509,9 @@ def check_csr(const floating[::1] data, const integral[::1] indices, const integ
             if dup:
                 dup_rows += 1
     if bad >= 0:
-        raise ValueError(f"malformed CSR indptr: decreases at row {bad}")
+        raise ValueError(f"malformed CSR indptr: row {bad} spans [{indptr[bad]}, {indptr[bad + 1]}), "
+                         f"not within [{indptr[bad]}, {nnz}] (indptr must be non-decreasing and end "
+                         f"within the {nnz} stored values)")
     if bad < -1:
         raise ValueError(f"CSR column index {indices[-2 - bad]} out of range [0, {n_features})")
     return dup_rows

@@ -9,19 +9,39 @@ One place decides it, so that every backend sees the same, checked input:
   arrays, NaN and infinity are refused with ``ValueError`` (objects that are not
   numbers with numpy's ``TypeError``); so are empty inputs (0 rows or 0 features)
   and arrays that are not 2-D.
+* One gate, :func:`check_X`, validates ``X`` for every public entry point: the
+  estimators' ``fit``, ``predict``, ``decision_function`` and ``predict_proba`` (CV
+  included), :func:`tikhon.regularization_path`, ``PathResult.decision_function`` and
+  the benchmark's data loading (``tikhon bench``; the CLI's ``fit`` and ``predict`` go
+  through the estimators). Backends read what it returns and check nothing again.
 * CSR structure is checked in O(nnz) without copying: ``indptr`` of length
-  ``n_samples + 1``, starting at 0, non-decreasing, ending within ``data``; every
-  column index in ``[0, n_features)``. A broken structure is a ``ValueError``
-  (the kernels would otherwise read out of bounds). Unsorted indices, explicit
-  zeros and empty rows are valid and used as they are. Duplicate entries mean
-  their sum (scipy's meaning): such a matrix is copied once with its duplicates
-  summed, so that every kernel (row norms included) sees one entry per column.
-  Index arrays of two different integer types are copied to int64.
+  ``n_samples + 1``, starting at 0, non-decreasing, ending within ``data`` and
+  ``indices``; every column index in ``[0, n_features)`` (whatever scipy's
+  ``has_canonical_format`` flag says: it can be set on any matrix). A broken
+  structure is a ``ValueError`` (the kernels would otherwise read out of bounds).
+  Unsorted indices, explicit zeros, empty rows and stored values past ``indptr[-1]``
+  are valid and used as they are. Duplicate entries mean their sum (scipy's
+  meaning): such a matrix is copied once with its duplicates summed, so that every
+  kernel (row norms included) sees one entry per column (the canonical flag only
+  skips this search).
+* CSR layouts the compiled kernels cannot read in place are converted once, in
+  the gate: ``data``, ``indices`` or ``indptr`` that are strided views (e.g.
+  ``data[::2]``, which scipy accepts), unaligned, of different lengths, or index
+  arrays of two integer types (or not int32/int64). The new matrix copies only the
+  arrays that change: ``nnz`` values (8 or 4 bytes each) for strided ``data``,
+  ``nnz`` indices for strided ``indices``; index types are unified by scipy's rule
+  (int32 when the values fit, else int64: one pass over int64 arrays to see their
+  range).
 * ``y``: 1-D, finite. Logistic regression needs exactly two classes carrying
   positive weight; ridge needs real numbers.
 * ``sample_weight``: ``None``, a scalar or a 1-D array of ``n_samples`` finite,
   non-negative numbers with a positive, finite sum; always copied to a fresh
   float64 array, so nothing downstream can write into the caller's array.
+* ``class_weight`` (logistic): ``None``, a dict ``{label: weight}`` or
+  ``"balanced"``; :func:`class_weighted` multiplies each sample's weight by its
+  class's, for the estimator, the CV estimator and the path alike. "balanced" is
+  scikit-learn's (>= 1.7) weighted definition ``w_k = sum(s) / (2 sum_{y_i=k} s_i)``,
+  computed here (scikit-learn 1.6's ``compute_class_weight`` ignores sample weights).
 * Magnitudes: features, ridge targets and weights must be at most ``1e50`` in
   absolute value (``MAX_MAGNITUDE``; checked when fitting, O(nnz)); beyond, squares
   of products overflow float64, so such data is refused with a request to rescale.
@@ -33,10 +53,12 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+import scipy.sparse as sp
 
-__all__ = ["MAX_MAGNITUDE", "check_binary_labels", "check_bool", "check_class_balance", "check_csr_structure",
-           "check_magnitude", "check_nonempty", "check_random_state_param", "check_sample_weight",
-           "check_solve_settings", "check_targets", "check_values", "positive", "refuse_strings", "require_y"]
+__all__ = ["MAX_MAGNITUDE", "check_X", "check_binary_labels", "check_bool", "check_class_balance",
+           "check_csr_structure", "check_magnitude", "check_nonempty", "check_random_state_param",
+           "check_sample_weight", "check_solve_settings", "check_sparse_structure", "check_targets", "check_values",
+           "class_weighted", "positive", "readable_csr", "refuse_strings", "require_y"]
 
 
 def positive(name, value, integer=False, allow_none=False):
@@ -76,45 +98,147 @@ def refuse_strings(X):
         raise ValueError(f"X holds strings (dtype {dtype}); tikhon takes numbers: convert X first")
 
 
-def check_csr_structure(X):
-    """Check a CSR matrix's arrays (see the module docstring); returns ``X`` itself, or a
-    copy when its duplicates had to be summed or its index types unified."""
-    n, d = X.shape
+# What the gate hands to every backend: float64 or float32, CSR or dense, any order.
+_X_RULES = dict(accept_sparse="csr", dtype=[np.float64, np.float32], order=None, accept_large_sparse=True,
+                ensure_all_finite=False)  # finiteness: checked with the magnitude, in one pass
+
+
+def check_X(X, *, fitting, estimator=None, reset=None, y=None, y_numeric=False):
+    """The validation gate: ``X`` as every backend may read it, checked (module docstring).
+
+    Every public entry point that takes ``X`` calls this, once: kernels read the result
+    without further checks. ``fitting``: also refuse magnitudes the solvers cannot square
+    (prediction only refuses NaN and infinity). ``estimator``: scikit-learn's bookkeeping
+    (``n_features_in_``, feature names; ``reset`` as in ``validate_data``, default
+    ``fitting``) and, with ``y``, its checks of ``y`` (``y_numeric`` for real targets);
+    returns ``(X, y)`` then. Dask arrays given with an estimator stay lazy (checked per
+    chunk: :mod:`tikhon.backends.dask`). Costs: O(nnz) reads of a CSR's indices and
+    values (O(n d) for dense); copies only for the conversions documented above.
+    """
+    reset = fitting if reset is None else reset
+    if estimator is not None and _is_dask(X):
+        from .backends import dask as dask_backend
+
+        return dask_backend.validate(estimator, X, reset, y)
+    refuse_strings(X)
+    check_sparse_structure(X)  # another sparse format: before scikit-learn converts it to CSR
+    if estimator is None:
+        from sklearn.utils.validation import check_array
+
+        X = check_array(X, **_X_RULES)
+    else:
+        from sklearn.utils.validation import validate_data
+
+        if y is None:
+            X = validate_data(estimator, X, reset=reset, **_X_RULES)
+        else:
+            X, y = validate_data(estimator, X, y, reset=reset, y_numeric=y_numeric, **_X_RULES)
+    if sp.issparse(X):  # kernels index with it: a broken structure would read out of bounds
+        X = check_csr_structure(X)
+    check_values("X", X.data[:X.indptr[-1]] if sp.issparse(X) else X, magnitude=fitting)
+    if fitting and y is not None and y_numeric:
+        check_magnitude("y", y)
+    return X if y is None else (X, y)
+
+
+def _is_dask(X):
+    return type(X).__module__.startswith("dask")
+
+
+def check_sparse_structure(X):
+    """Refuse a broken sparse structure in a format other than CSR before scipy converts
+    it to CSR (its conversions write out of bounds on one): CSC as CSR
+    (:func:`_check_compressed`), COO by its coordinates, BSR by scipy's full check; DIA,
+    LIL and DOK convert safely. CSR itself is checked by :func:`check_csr_structure`
+    (scikit-learn's checks read no CSR structure, so that check comes after them)."""
+    if not sp.issparse(X) or X.format == "csr":
+        return
+    if X.format == "csc":
+        _check_compressed(X, "csc")
+    elif X.format == "coo":
+        _check_coo(X)
+    elif X.format == "bsr":
+        try:
+            X.check_format(full_check=True)
+        except (ValueError, TypeError, IndexError) as exc:
+            raise ValueError(f"broken BSR structure: {exc}") from None
+
+
+def _check_compressed(X, fmt):
+    """CSR (or CSC) arrays: see the module docstring. O(n) on indptr, two reductions
+    over the used indices; no copy."""
+    major, minor, width = ("row", "column", "features") if fmt == "csr" else ("column", "row", "rows")
+    kind = fmt.upper()
+    n_major, n_minor = X.shape if fmt == "csr" else X.shape[::-1]
     indptr, indices, data = X.indptr, X.indices, X.data
     for name, arr in (("indices", indices), ("indptr", indptr)):
-        if arr.ndim != 1 or arr.dtype.kind not in "iu":
-            raise ValueError(f"CSR {name} must be a 1-D integer array, got {arr.dtype} of shape {arr.shape}")
-    if data.ndim != 1:
-        raise ValueError(f"CSR data must be 1-D, got shape {data.shape}")
-    if indptr.shape[0] != n + 1:
-        raise ValueError(f"CSR indptr has {indptr.shape[0]} entries; {n} rows need {n + 1}")
+        if not isinstance(arr, np.ndarray) or arr.ndim != 1 or arr.dtype.kind not in "iu":
+            raise ValueError(f"{kind} {name} must be a 1-D integer array, got {getattr(arr, 'dtype', type(arr))} "
+                             f"of shape {np.shape(arr)}")
+    if not isinstance(data, np.ndarray) or data.ndim != 1:
+        raise ValueError(f"{kind} data must be a 1-D array, got shape {np.shape(data)}")
+    if indptr.shape[0] != n_major + 1:
+        raise ValueError(f"{kind} indptr has {indptr.shape[0]} entries; {n_major} {major}s need {n_major + 1}")
     if indptr[0] != 0:
-        raise ValueError(f"CSR indptr must start at 0, got {indptr[0]}")
+        raise ValueError(f"{kind} indptr must start at 0, got {indptr[0]}")
     nnz = int(indptr[-1])
     if nnz > min(indices.shape[0], data.shape[0]):
-        raise ValueError(f"CSR indptr ends at {nnz} but data has {data.shape[0]} and "
+        raise ValueError(f"{kind} indptr ends at {nnz} but data has {data.shape[0]} and "
                          f"indices {indices.shape[0]} entries")
-    decreasing = indptr[1:] < indptr[:-1]  # one byte per row
+    decreasing = indptr[1:] < indptr[:-1]  # one byte per row; with indptr[-1] <= nnz: all within data
     if np.any(decreasing):
         row = int(np.argmax(decreasing))
-        raise ValueError(f"CSR indptr must be non-decreasing; it decreases at row {row}")
+        raise ValueError(f"{kind} indptr must be non-decreasing; it decreases at {major} {row}")
     if nnz:
         cols = indices[:nnz]
         lo, hi = cols.min(), cols.max()
-        if lo < 0 or hi >= d:
-            bad = int(np.argmax((cols < 0) | (cols >= d)))
+        if lo < 0 or hi >= n_minor:
+            bad = int(np.argmax((cols < 0) | (cols >= n_minor)))
             row = int(np.searchsorted(indptr, bad, side="right")) - 1
-            raise ValueError(f"CSR column index {int(cols[bad])} in row {row} is out of range "
-                             f"[0, {d}) for a matrix of {d} features")
-    if indices.dtype != indptr.dtype or indices.dtype not in (np.int32, np.int64):
-        # the compiled kernels take one signed index type for both arrays
-        X = X.copy()
-        X.indices = X.indices.astype(np.int64)
-        X.indptr = X.indptr.astype(np.int64)
-    if not X.has_canonical_format and _has_duplicates(X):
-        X = X.copy()  # never sum into the caller's arrays
+            raise ValueError(f"{kind} {minor} index {int(cols[bad])} in {major} {row} is out of range "
+                             f"[0, {n_minor}) for a matrix of {n_minor} {width}")
+
+
+def _check_coo(X):
+    coords = getattr(X, "coords", None) or (X.row, X.col)
+    for axis, (arr, size) in enumerate(zip(coords, X.shape)):
+        if not isinstance(arr, np.ndarray) or arr.ndim != 1 or arr.dtype.kind not in "iu":
+            raise ValueError(f"COO coordinates must be 1-D integer arrays, got {getattr(arr, 'dtype', type(arr))}")
+        if arr.shape[0] != np.shape(X.data)[0]:
+            raise ValueError(f"COO has {np.shape(X.data)[0]} values but {arr.shape[0]} coordinates on axis {axis}")
+        if arr.size and (arr.min() < 0 or arr.max() >= size):
+            raise ValueError(f"COO coordinate on axis {axis} out of range [0, {size})")
+
+
+def check_csr_structure(X):
+    """Check a CSR matrix (see the module docstring); returns ``X`` itself, or a new
+    matrix when its layout had to be converted or its duplicates summed."""
+    _check_compressed(X, "csr")
+    X = readable_csr(X)
+    if not X.has_canonical_format and _has_duplicates(X):  # the flag is read only now: scipy's
+        X = X.copy()  # never sum into the caller's arrays    # computation of it trusts indptr
         X.sum_duplicates()
     return X
+
+
+def _readable(arr):
+    return arr.flags.c_contiguous and arr.flags.aligned
+
+
+def readable_csr(X):
+    """``X`` if the compiled kernels can read its arrays in place (C-contiguous and aligned,
+    ``data`` and ``indices`` of one length, one index type, int32 or int64), else one new
+    matrix over ``data[:nnz]``, ``indices[:nnz]``, ``indptr`` in which only the arrays that
+    need it are copied (scipy's constructor unifies the index types). ``X``'s structure
+    must already be checked: O(1) then, beyond the copies."""
+    index_types = {X.indices.dtype, X.indptr.dtype}
+    if (len(index_types) == 1 and X.indices.dtype in (np.int32, np.int64)
+            and X.data.shape[0] == X.indices.shape[0] and all(map(_readable, (X.data, X.indices, X.indptr)))):
+        return X
+    nnz = int(X.indptr[-1])
+    parts = tuple(a if _readable(a) else np.array(a, order="C") for a in (X.data[:nnz], X.indices[:nnz], X.indptr))
+    kind = sp.csr_array if isinstance(X, sp.sparray) else sp.csr_matrix
+    return kind(parts, shape=X.shape)
 
 
 def _has_duplicates(X):
@@ -141,9 +265,10 @@ def _compiled_duplicate_rows(X):
         from . import _cd
     except ImportError:
         return None
-    parts = (X.data, X.indices, X.indptr)
+    nnz = int(X.indptr[-1])
+    parts = (X.data[:nnz], X.indices[:nnz], X.indptr)
     if (X.data.dtype not in (np.float32, np.float64) or X.indices.dtype != X.indptr.dtype
-            or not all(a.flags.c_contiguous for a in parts)):
+            or X.indices.dtype not in (np.int32, np.int64) or not all(map(_readable, parts))):
         return None
     return _cd.check_csr(*parts, X.shape[1])
 
@@ -237,6 +362,42 @@ def check_class_balance(classes, y_index, s):
         if not np.any(weighted & (y_index == k)):
             raise ValueError(f"every sample of class {_label(classes[k])} has zero weight: "
                              "the model would see a single class")
+
+
+def class_weighted(s, class_weight, classes, y_index):
+    """Per-sample weights of a binary logistic fit: the checked sample weights ``s``
+    (from :func:`check_sample_weight`) times the weight of each sample's class, a new
+    array (``s`` itself for ``class_weight=None``). One definition for
+    ``LogisticRegression``, ``LogisticRegressionCV`` (on the whole ``y``) and
+    ``regularization_path``:
+
+    * ``"balanced"``: ``w_k = sum(s) / (2 sum_{i: y_i = k} s_i)``, scikit-learn's
+      definition since 1.7 (the weighted class frequencies; with unit weights
+      ``n / (2 n_k)``). Computed here: scikit-learn 1.6's ``compute_class_weight``
+      takes no sample weights.
+    * a dict ``{label: weight}``: scikit-learn's ``compute_class_weight`` (labels
+      missing from it weigh 1).
+
+    Refuses weights that are negative or not finite, and weights that leave a class
+    with no weight (:func:`check_class_balance`).
+    """
+    check_class_balance(classes, y_index, s)
+    if class_weight is None:
+        return s
+    if isinstance(class_weight, str) and class_weight == "balanced":
+        per_class = float(s.sum()) / (classes.size * np.bincount(y_index, weights=s, minlength=classes.size))
+    else:
+        from sklearn.utils.class_weight import compute_class_weight
+
+        # y=classes: the labels of y are classes[y_index], all in classes; a dict needs nothing else
+        per_class = np.asarray(compute_class_weight(class_weight, classes=classes, y=classes), dtype=np.float64)
+    if not np.all(np.isfinite(per_class) & (per_class >= 0)):
+        raise ValueError(f"class_weight must give finite non-negative weights, got {class_weight!r}")
+    s = s * per_class[y_index]
+    if not np.isfinite(s.sum()):
+        raise ValueError("sample_weight times class_weight is too large: rescale the weights")
+    check_class_balance(classes, y_index, s)
+    return s
 
 
 def _label(value):

@@ -28,7 +28,6 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.metrics import get_scorer
 from sklearn.model_selection import check_cv
-from sklearn.utils.class_weight import compute_class_weight
 
 from ._config import resolve_backend
 from . import _validation as V
@@ -132,12 +131,8 @@ class LogisticRegressionCV(LogisticRegression):
         X, y = self._validate_X(X, reset=True, y=y)
         V.check_solve_settings(self.tol, self.max_iter, self.fit_intercept)
         X, t, s_user, classes = _validate(X, y, "logistic", sample_weight, None, checked_X=True)
-        s = s_user
-        if self.class_weight is not None:  # on the whole y, as scikit-learn
-            index = (t > 0).astype(int)
-            s = s_user * compute_class_weight(self.class_weight, classes=classes, y=y,
-                                              sample_weight=sample_weight)[index]
-            V.check_class_balance(classes, index, s)
+        # class weights from the whole y, as scikit-learn; folds take their rows of s
+        s = V.class_weighted(s_user, self.class_weight, classes, (t > 0).astype(np.intp))
         self.classes_ = classes
         Cs = _grid(self.Cs, "C")
         cv = check_cv(self.cv, y, classifier=True)
@@ -191,7 +186,7 @@ class LogisticRegressionCV(LogisticRegression):
     def _scores(self, path, X, y, sample_weight, scorer):
         """One score per grid point of ``path`` on ``(X, y)``."""
         if scorer is None:  # accuracy from all the grid's margins at once
-            predicted = self.classes_[(path.decision_function(X) > 0).astype(int)]
+            predicted = self.classes_[(path._decision(X) > 0).astype(int)]  # X: rows of the checked X
             hits = predicted == np.asarray(y)[:, None]
             if sample_weight is None:
                 return hits.mean(axis=0)
@@ -292,7 +287,7 @@ class RidgeCV(Ridge):
 
         def scores(path, Xp, yp):
             if scorer is None:  # R^2 per grid point, unweighted (GridSearchCV routes no weights)
-                residual = yp[:, None] - path.decision_function(Xp)
+                residual = yp[:, None] - path._decision(Xp)  # Xp: rows of the checked X
                 total = np.sum((yp - yp.mean()) ** 2)
                 return 1.0 - np.sum(residual ** 2, axis=0) / total
             out = []

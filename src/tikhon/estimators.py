@@ -19,11 +19,9 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils.class_weight import compute_class_weight
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from . import _validation as V
 from . import solvers
@@ -46,25 +44,8 @@ class _L2LinearModel(BaseEstimator):
         raise NotImplementedError
 
     def _validate_X(self, X, reset, y=None):
-        if input_format(X) == "dask":  # stays distributed, checked lazily: see tikhon.backends.dask
-            from .backends import dask as dask_backend
-
-            return dask_backend.validate(self, X, reset, y)
-        # finiteness is checked below with the magnitude, in one pass over X
-        kwargs = dict(accept_sparse="csr", dtype=[np.float64, np.float32], order=None,
-                      accept_large_sparse=True, reset=reset, ensure_all_finite=False)
-        V.refuse_strings(X)
-        if y is None:
-            X = validate_data(self, X, **kwargs)
-        else:
-            X, y = validate_data(self, X, y, y_numeric=self._loss == "squared", **kwargs)
-        if sp.issparse(X):  # kernels index with it: a broken structure would read out of bounds
-            X = V.check_csr_structure(X)
-        # fitting: also values the float64 solvers can square
-        V.check_values("X", X.data[:X.indptr[-1]] if sp.issparse(X) else X, magnitude=reset)
-        if reset and y is not None and self._loss == "squared":
-            V.check_magnitude("y", y)
-        return X if y is None else (X, y)
+        """``X`` (and ``y``) through the validation gate :func:`tikhon._validation.check_X`."""
+        return V.check_X(X, fitting=reset, estimator=self, y=y, y_numeric=self._loss == "squared")
 
     def _check_params(self):
         """Hyperparameters, checked before any data is touched (see :mod:`tikhon._validation`)."""
@@ -235,15 +216,7 @@ class LogisticRegression(ClassifierMixin, _L2LinearModel):
         X, y = self._validate_X(X, reset=True, y=y)
         V.check_nonempty(X)
         classes, y_index = V.check_binary_labels(y)
-        s = self._check_weights(sample_weight, X)
-        if self.class_weight is not None:
-            per_class = np.asarray(compute_class_weight(self.class_weight, classes=classes, y=y), dtype=float)
-            if not np.all(np.isfinite(per_class) & (per_class >= 0)):
-                raise ValueError(f"class_weight must give finite non-negative weights, got {self.class_weight!r}")
-            s = s * per_class[y_index]
-            if s.sum() <= 0:
-                raise ValueError("class_weight and sample_weight leave no positive weight")
-        V.check_class_balance(classes, y_index, s)
+        s = V.class_weighted(self._check_weights(sample_weight, X), self.class_weight, classes, y_index)
         y_signed = np.where(y_index == 1, 1.0, -1.0)
         del y_index  # not held through the solve (n integers)
         self.classes_ = classes

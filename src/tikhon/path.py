@@ -38,8 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils.class_weight import compute_class_weight
-from sklearn.utils.validation import check_array, check_consistent_length
+from sklearn.utils.validation import check_consistent_length
 
 from . import _validation as V
 from . import solvers
@@ -104,7 +103,15 @@ class PathResult:
         return float(self.decomposition_seconds + self.seconds.sum())
 
     def decision_function(self, X):
-        """Margins ``X w_k + b_k`` for every grid point: shape (n_samples, n_grid)."""
+        """Margins ``X w_k + b_k`` for every grid point: shape (n_samples, n_grid).
+        ``X`` passes the estimators' validation gate (:func:`tikhon._validation.check_X`)."""
+        X = V.check_X(X, fitting=False)
+        if X.shape[1] != self.coefs.shape[1]:
+            raise ValueError(f"X has {X.shape[1]} features, but this path was fitted on {self.coefs.shape[1]}")
+        return self._decision(X)
+
+    def _decision(self, X):
+        """``decision_function`` on ``X`` already validated (the CV estimators' folds)."""
         Z = X @ self.coefs.T.astype(X.dtype, copy=False)
         return np.asarray(Z, dtype=np.float64) + self.intercepts
 
@@ -112,14 +119,11 @@ class PathResult:
 # ---------------------------------------------------------------- validation
 def _validate(X, y, model, sample_weight, class_weight, checked_X=False):
     """``(X, targets, weights, classes)`` with the estimators' checks
-    (:mod:`tikhon._validation`): X as they accept it, targets as +-1 (logistic) or
-    float64 (ridge), weights (a fresh copy) times class weights."""
+    (:mod:`tikhon._validation`): X through their gate (``check_X``, skipped when
+    ``checked_X``), targets as +-1 (logistic) or float64 (ridge), weights (a fresh copy)
+    times class weights (``class_weighted``)."""
     if not checked_X:
-        X = check_array(X, accept_sparse="csr", dtype=[np.float64, np.float32], order=None,
-                        accept_large_sparse=True, ensure_all_finite=False)
-        if sp.issparse(X):
-            X = V.check_csr_structure(X)
-        V.check_values("X", X.data[:X.indptr[-1]] if sp.issparse(X) else X)
+        X = V.check_X(X, fitting=True)
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y.ravel()
@@ -136,9 +140,7 @@ def _validate(X, y, model, sample_weight, class_weight, checked_X=False):
         V.check_magnitude("y", t)
         return X, t, s, None
     classes, index = V.check_binary_labels(y, "regularization_path")
-    if class_weight is not None:
-        s = s * compute_class_weight(class_weight, classes=classes, y=y, sample_weight=sample_weight)[index]
-    V.check_class_balance(classes, index, s)
+    s = V.class_weighted(s, class_weight, classes, index)
     return X, np.where(index == 1, 1.0, -1.0), s, classes
 
 

@@ -37,8 +37,12 @@ def pack(X, ys):
     """The chunk tuple ``(Xt, y, s)`` for one row block ``X`` and its ``(y, s)``."""
     y, s = ys
     if sp.issparse(X):
+        from .._validation import check_csr_structure, check_sparse_structure
+
+        check_sparse_structure(X)  # the gate's structure checks (tikhon._validation), where the chunk lives
         if X.format != "csr":
             X = X.tocsr()  # documented: a chunk in another sparse format is converted once
+        X = check_csr_structure(X)
         Xt = (_writable(X.data), _writable(X.indices), _writable(X.indptr))
     else:
         Xt = (_writable(X),)

@@ -1,8 +1,9 @@
 """Thin wrapper over the compiled extension ``tikhon._cd``: dual coordinate descent on CSR.
 
 Reads CSR ``X`` in place (float32 or float64 data, int32 or int64 indices, sorted or
-not): the structure is validated once (indices in range, ``indptr`` monotone) and rows
-that repeat a column index are handled (their values are summed, as scipy does).
+not), as the validation gate :func:`tikhon._validation.check_X` hands it over: structure
+checked (indices in range, ``indptr`` monotone) and arrays contiguous. Rows that repeat
+a column index are handled (their values are summed, as scipy does).
 The products ``X w`` and ``X^T r`` used for the certificate accumulate in float64
 whatever X's dtype. The whole ``dual_cd`` loop runs in the extension with the GIL
 released; the driver is :mod:`tikhon.solvers.dual_cd`.
@@ -39,17 +40,19 @@ class CythonBackend(NumpyBackend):
         return None
 
     def __init__(self, X, y, sample_weight, loss):
+        from .._validation import readable_csr
+
+        # X comes from the validation gate (tikhon._validation.check_X), which checked its
+        # structure and made its arrays readable in place; readable_csr is then O(1). On X
+        # that skipped the gate it converts strided arrays or mixed index types (a copy),
+        # so that "auto" never picks this backend for a layout it then refuses.
+        X = readable_csr(X)
         super().__init__(X, y, sample_weight, loss)
         self._cd = _extension()
         self._parts = (X.data, X.indices, X.indptr)
-        for name, arr in zip(("data", "indices", "indptr"), self._parts):
-            if not arr.flags.c_contiguous:
-                raise ValueError(f"CSR {name} must be contiguous")
-        if X.indices.dtype != X.indptr.dtype:
-            raise ValueError(f"CSR indices ({X.indices.dtype}) and indptr ({X.indptr.dtype}) "
-                             "must have the same integer type")
-        # rows repeating a column index; canonical CSR (scipy's flag, known after the
-        # estimators' validation) has none, so its O(nnz) count is skipped
+        # rows repeating a column index (for X that skipped the gate: it sums them);
+        # canonical CSR (scipy's flag, read after the gate's structure check) has none,
+        # so the O(nnz) count is skipped
         self.duplicate_rows = 0 if X.has_canonical_format else int(
             self._cd.check_csr(*self._parts, self.n_features))
 
