@@ -649,3 +649,32 @@ def test_mutations_of_the_metadata_text(tmp_path, data):
         assert loaded.classes_.size == 2
 
     check()
+
+
+def test_mutations_of_an_npy_header(tmp_path, data):
+    """Mutations inside coef_.npy's header (rewritten with a valid CRC, so numpy's header
+    parser and the checks see them): the same model or ModelFileError."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    model = _fitted_logistic(data)
+    path = model.save(tmp_path / "m.npz")
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    npy = members["coef_.npy"]
+    header_length = len(npy) - model.coef_.nbytes
+
+    @settings(max_examples=300, deadline=None)
+    @given(edits=st.lists(st.tuples(st.integers(0, header_length - 1), st.sampled_from(
+        list(b"{}()[]',:0123456789<>|fiubUOSV TrueFalse\n") + [0, 0xFF])), min_size=1, max_size=3))
+    def check(edits):
+        raw = bytearray(npy)
+        for where, byte in edits:
+            raw[where] = byte
+        bad = tmp_path / "bad.npz"
+        with zipfile.ZipFile(bad, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for name, value in members.items():
+                archive.writestr(name, bytes(raw) if name == "coef_.npy" else value)
+        _mutation_outcome(bad.read_bytes(), model, bad)
+
+    check()

@@ -429,3 +429,12 @@ def test_a_large_valid_model_loads_in_its_own_size(tmp_path, logistic_file):
         tracemalloc.stop()
     assert model.coef_.shape == (1, d)
     assert peak < 8 * d + (4 << 20), f"peak {peak / 2**20:.1f} MB for a {8 * d / 2**20:.0f} MB array"
+
+
+def test_npy_header_that_numpys_parser_chokes_on(tmp_path, logistic_file):
+    """A '{' in coef_.npy's header dict: numpy's fallback tokenizer raised tokenize.TokenError
+    (found by the header fuzz test in test_io.py)."""
+    _, members = _read(logistic_file)
+    npy = bytearray(members["coef_.npy"])
+    npy[42] = ord("{")
+    _refused(_craft(logistic_file, tmp_path / "h.npz", extra={"coef_.npy": bytes(npy)}), "coef_.npy")

@@ -7,10 +7,13 @@ A model file is one ZIP archive (the ``.npz`` container NumPy writes) holding
 * ``metadata.json``: ``{"format": "tikhon-model", "format_version": 2, "estimator":
   KIND, "tikhon_version", "params": {...}, "fitted": {name: value}, "arrays": {NAME:
   {"dtype", "shape"}}}`` -- human readable (``unzip -p model.npz metadata.json``). A
-  fitted value is plain JSON, ``{"__float__": "nan"}``, ``{"__dict__": [[key, value],
-  ...]}``, a reference ``{"__array__": NAME}`` to an array (``"item": true`` for a
-  NumPy scalar), class labels ``{"dtype", "values"}``, a history ``{"lengths",
-  "records"}`` or a path result ``{"__record__": "PathResult", "fields": {...}}``;
+  value (a parameter or a fitted attribute, decoded by the role its name has) is plain
+  JSON, ``{"__float__": "nan"}``, ``{"__dict__": [[key, value], ...]}``,
+  ``{"__tuple__": [...]}``, ``{"__ndarray__": dtype, "values"}`` (a small parameter
+  array), ``{"__splitter__": "KFold", "params"}``, a reference ``{"__array__": NAME}``
+  (``"item": true`` for a NumPy scalar), labels ``{"dtype", "values"}``, arrays by label
+  ``{"labels", "arrays"}``, histories ``{"lengths", "records"}`` or a path result
+  ``{"__record__": "PathResult", "fields": {...}}``;
 * one ``NAME.npy`` member per declared array, nothing else.
 
 Format version 1 (LogisticRegression and Ridge only) is read too.
@@ -59,13 +62,17 @@ MAX_METADATA_BYTES = 8 << 20  # parameters, scalars, labels: real files take a f
 MAX_JSON_DEPTH = 16  # the layout nests 7 deep (a CV's path records); json's parser recurses in C
 MAX_JSON_NUMBER_CHARS = 100  # int64 needs 20 digits, a float's repr 24; int() of 10^5 digits is slow, then refused
 MAX_MODEL_BYTES = 256 << 20  # default cap on all arrays together (2^25 float64); load_model(max_bytes=) raises it
-MAX_MEMBERS = 4096  # ZIP entries (a 5-fold CV over 100 values has ~70); zipfile makes an object per entry
+MAX_MEMBERS = 4096  # ZIP entries (a 5-fold CV has ~80, whatever its grid); zipfile makes an object per entry
 MAX_DIRECTORY_BYTES = MAX_MEMBERS * 1024  # the ZIP directory zipfile reads whole (our entries take ~60 bytes)
 MAX_NPY_HEADER_BYTES = 4096  # an .npy header is one short dict (numpy itself allows 10000)
 MAX_TEXT_CHARS = 4096  # one string: a label, a feature name, a solver name
 _READ_CHUNK = 1 << 20  # arrays are inflated into their final buffer in pieces of this size
 
-_ARRAY_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*_?(\.[A-Za-z0-9_]+)*")  # coef_, paths_.0.coefs
+_ARRAY_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*")  # coef_, paths_.0.coefs
+# dtype strings are matched before numpy parses them (np.dtype accepts structured and
+# subarray forms and raises SyntaxError on some strings)
+_ARRAY_DTYPE = re.compile(r"[<>|](f[48]|i[48]|b1|U[0-9]{1,5})")
+_LABEL_DTYPE = re.compile(r"[<>|]([biuf][1248]|U[0-9]{1,5})")
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
 
 
@@ -128,7 +135,7 @@ def _to_json(value, what):
     if isinstance(value, np.bool_):
         return bool(value)
     if isinstance(value, (int, np.integer)):
-        if len(str(abs(int(value)))) > MAX_JSON_NUMBER_CHARS:
+        if abs(int(value)) >= 10 ** (MAX_JSON_NUMBER_CHARS - 1):  # digits and sign within what load reads
             raise ValueError(f"cannot save {what}: {value} has more than {MAX_JSON_NUMBER_CHARS} digits")
         return int(value)
     if isinstance(value, (float, np.floating)):
@@ -285,8 +292,10 @@ def _decode_classes(entry, what):
         out[:] = values
         return out
     try:
+        if not _LABEL_DTYPE.fullmatch(entry["dtype"]):
+            raise TypeError
         dtype = np.dtype(entry["dtype"])
-        if dtype.kind not in "biufU" or dtype.str != entry["dtype"] or dtype.itemsize > 4 * MAX_TEXT_CHARS:
+        if dtype.str != entry["dtype"] or dtype.itemsize > 4 * MAX_TEXT_CHARS:
             raise TypeError
         return np.asarray(values, dtype=dtype)
     except (TypeError, ValueError, OverflowError):
@@ -311,13 +320,13 @@ def _declared_spec(name, spec):
             and isinstance(spec["shape"], list) and len(spec["shape"]) <= 8
             and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in spec["shape"])):
         raise _Invalid(f"array {name} is not declared as {{dtype, shape}}")
-    try:
-        dtype = np.dtype(spec["dtype"])
-    except (TypeError, ValueError):
-        raise _Invalid(f"array {name} declares the unknown dtype {spec['dtype']!r}") from None
+    dtype = np.dtype(spec["dtype"]) if _ARRAY_DTYPE.fullmatch(spec["dtype"]) else None
+    if dtype is None or dtype.str != spec["dtype"]:
+        raise _Invalid(f"array {name} declares dtype {spec['dtype'][:20]!r}; model files hold float32/float64, "
+                       "int32/int64, bool or text arrays")
     problem = _dtype_problem(dtype, _STORED_KINDS, f"array {name}")
-    if problem or dtype.str != spec["dtype"]:
-        raise _Invalid(problem or f"array {name} declares dtype {spec['dtype']!r}, not in numpy's form {dtype.str!r}")
+    if problem:
+        raise _Invalid(problem)
     shape = tuple(spec["shape"])
     return dtype, shape, math.prod(shape) * dtype.itemsize
 
@@ -376,12 +385,7 @@ class _Reader:
             with self.archive.open(info) as stream:
                 prefix = stream.read(min(info.file_size, MAX_NPY_HEADER_BYTES))
                 header = io.BytesIO(prefix)
-                version = np.lib.format.read_magic(header)
-                read_header = {(1, 0): np.lib.format.read_array_header_1_0,
-                               (2, 0): np.lib.format.read_array_header_2_0}.get(version)
-                if read_header is None:
-                    raise _Invalid(f"array {member} has .npy version {version}, expected 1.0 or 2.0")
-                got_shape, fortran, got_dtype = read_header(header, max_header_size=MAX_NPY_HEADER_BYTES)
+                got_shape, fortran, got_dtype = _npy_header(header, member)
                 if got_dtype.str != dtype.str or tuple(got_shape) != shape:
                     raise _Invalid(f"array {member} holds {got_dtype.str} {list(got_shape)}, "
                                    f"metadata declares {dtype.str} {list(shape)}")
@@ -395,6 +399,16 @@ class _Reader:
         except _ZIP_ERRORS as exc:  # CRC mismatch, truncated member, damaged header
             raise _Invalid(f"array {member} is corrupt ({type(exc).__name__}: {exc})") from None
         return flat.reshape(shape[::-1]).T if fortran else flat.reshape(shape)
+
+
+def _npy_header(header, member):
+    """``(shape, fortran_order, dtype)`` from an .npy header (at most MAX_NPY_HEADER_BYTES)."""
+    try:
+        version = np.lib.format.read_magic(header)
+        read = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}[version]
+        return read(header, max_header_size=MAX_NPY_HEADER_BYTES)
+    except Exception as exc:  # numpy's parser of untrusted text also raises tokenize.TokenError, KeyError...
+        raise _Invalid(f"array {member} has an unreadable .npy header ({type(exc).__name__}: {exc})") from None
 
 
 def _fill(buffer, head, stream, member):
@@ -684,8 +698,9 @@ def save_model(obj, path):
     ``path``, fsynced and renamed over ``path``: an interrupted save leaves ``path`` as
     it was and touches no other file. Raises ``TypeError`` for what cannot be stored
     (another class, a callable parameter), ``ValueError`` for a model whose attributes
-    are inconsistent or not finite, and ``OSError`` naming ``path`` when it cannot be
-    written. Returns ``path``.
+    are inconsistent or not finite or too large for the file's limits, and ``OSError``
+    naming ``path`` when it cannot be written. Arrays beyond :data:`MAX_MODEL_BYTES` are
+    written, and read back with ``load_model(path, max_bytes=...)``. Returns ``path``.
     """
     kind = _kind_of(obj)
     if kind != "PathResult":
@@ -698,9 +713,10 @@ def save_model(obj, path):
         raise ValueError(f"cannot save this {kind} to {path!r}: {problem}")
     metadata, arrays = _metadata(kind, obj)
     text = json.dumps(metadata, indent=1, sort_keys=True, allow_nan=False).encode()
-    if len(text) > MAX_METADATA_BYTES:
-        raise ValueError(f"cannot save this {kind} to {path!r}: its metadata takes {len(text)} bytes, "
-                         f"more than a model file holds ({MAX_METADATA_BYTES})")
+    if len(text) > MAX_METADATA_BYTES or len(arrays) >= MAX_MEMBERS:  # what load_model would refuse
+        raise ValueError(f"cannot save this {kind} to {path!r}: its metadata takes {len(text)} bytes and "
+                         f"{len(arrays)} arrays, more than a model file holds ({MAX_METADATA_BYTES} bytes, "
+                         f"{MAX_MEMBERS - 1} arrays)")
 
     def write(f):
         with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -799,7 +815,8 @@ def _fsync_directory(directory):
 
 # ================================================================ load
 def load_model(path, *, max_bytes=MAX_MODEL_BYTES):
-    """Read a file written by :func:`save_model`: a fitted estimator or a PathResult.
+    """Read a file written by :func:`save_model`: a fitted estimator or a PathResult,
+    as the file's ``estimator`` entry says.
 
     ``max_bytes`` caps the arrays' total size (default :data:`MAX_MODEL_BYTES`); it is
     checked, with every other limit, before anything is inflated. Raises
