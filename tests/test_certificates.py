@@ -142,3 +142,72 @@ def test_gap_bounds_the_true_suboptimality(backend, solver, loss, fit_intercept,
         assert dual <= p_star * (1 + 1e-9)
         seen_gap |= subopt > 1e-6 * p_star
     assert seen_gap or solver in ("newton", "dual_cd"), "no early iterate was suboptimal: the test is vacuous"
+
+
+def _hostile(case):
+    """Data where the old gradient test ``||grad P||_inf / m <= tol`` passed far from the
+    optimum: a few rows with huge weights (``m`` huge), or separable data at large C
+    (``P*`` tiny)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((600, 10))
+    y = np.where(X @ rng.standard_normal(10) + rng.standard_normal(600) > 0, 1.0, -1.0)
+    s, C = np.ones(600), 1.0
+    if case == "one row 1e12":
+        s[5] = 1e12
+    elif case == "ten rows 1e7":
+        s[:10] = 1e7
+    else:  # "separable C=1e4" / "separable C=1e8"
+        C = float(case.split("C=")[1])
+        y = np.where(X @ rng.standard_normal(10) > 0, 1.0, -1.0)
+    return X, y, s, C
+
+
+HOSTILE = ["one row 1e12", "ten rows 1e7", "separable C=1e4", "separable C=1e8"]
+
+
+def _optimum(X, y, s, C):
+    """``P*``: the lowest of an exact-Hessian Newton and two tikhon fits at tight tol."""
+    values = [reference_optimum(X, y, s, "logistic", 1.0 / C, True)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for solver, Xf in (("dual_cd", sp.csr_matrix(X)), ("newton", X)):
+            values.append(tikhon.LogisticRegression(C=C, solver=solver, tol=1e-13, max_iter=100000)
+                          .fit(Xf, y, sample_weight=s).objective_)
+    return min(values)
+
+
+@pytest.mark.parametrize("case", HOSTILE)
+@pytest.mark.parametrize("backend, solver", [("numpy", "newton"), ("numpy", "lbfgs"), ("numba", "newton"),
+                                             ("numba", "gd"), ("cython", "dual_cd")])
+def test_converged_means_within_tol_of_the_optimum(case, backend, solver):
+    """``converged_`` is True only when ``(P - P*) / P* <= tol`` (through the duality gap);
+    otherwise a ConvergenceWarning. Newton, L-BFGS and dual CD do converge here."""
+    if backend not in tikhon.available_backends():
+        pytest.skip(f"backend {backend} is not available")
+    X, y, s, C = _hostile(case)
+    p_star = _optimum(X, y, s, C)
+    tol = 1e-6
+    model = tikhon.LogisticRegression(C=C, solver=solver, backend=backend, tol=tol,
+                                      max_iter=300 if solver == "gd" else 1000)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        model.fit(sp.csr_matrix(X) if backend == "cython" else X, y, sample_weight=s)
+    warned = any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    subopt = (model.objective_ - p_star) / p_star
+    assert subopt <= model.duality_gap_ * (1 + 1e-9) + 1e-12  # the gap is a true bound
+    assert model.converged_ == (model.duality_gap_ <= tol) and warned == (not model.converged_)
+    if model.converged_:
+        assert subopt <= tol
+    if solver != "gd":
+        assert model.converged_, (case, model.duality_gap_, model.n_iter_)
+
+
+def test_interpolating_ridge_does_not_claim_convergence():
+    """Ridge at alpha=1e-16 on a wide X interpolates: P* is at the rounding of P, no
+    relative gap can be certified, so the fit says it did not converge (it used to report
+    converged_=True with duality_gap_=inf)."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((20, 100)), rng.standard_normal(20)
+    with pytest.warns(ConvergenceWarning, match="relative duality gap inf"):
+        model = tikhon.Ridge(alpha=1e-16).fit(X, y)
+    assert not model.converged_ and model.duality_gap_ == np.inf
