@@ -347,7 +347,8 @@ def _fitted(kind, data):
         "LogisticRegressionCV splitter": lambda: tikhon.LogisticRegressionCV(
             Cs=np.logspace(-2, 2, 3), cv=StratifiedKFold(3, shuffle=True, random_state=0),
             class_weight={-1.0: 2.0, 1.0: 1.0}, scoring="roc_auc").fit(X, y),
-        "LogisticRegressionCV no refit": lambda: tikhon.LogisticRegressionCV(Cs=[0.1, 1.0], cv=3, refit=False).fit(X, y),
+        "LogisticRegressionCV no refit": lambda: tikhon.LogisticRegressionCV(Cs=[0.1, 1.0], cv=3,
+                                                                             refit=False).fit(X, y),
         "RidgeCV loo": lambda: tikhon.RidgeCV(alphas=(0.1, 1.0, 10.0)).fit(X, 2 * y + 1),
         "RidgeCV kfold": lambda: tikhon.RidgeCV(alphas=[0.1, 10.0], cv=3, scoring="r2").fit(X, 2 * y + 1),
         "PathResult logistic": lambda: tikhon.regularization_path(X, y, Cs=[0.01, 0.1, 1.0, 10.0]),
@@ -557,7 +558,8 @@ def test_save_errors_name_the_path(tmp_path, data, where):
     model = _fitted_logistic(data)
     (tmp_path / "file.txt").write_text("x")
     target = {"a directory": tmp_path, "missing parent": tmp_path / "nope" / "m.npz",
-              "parent is a file": tmp_path / "file.txt" / "m.npz", "unwritable parent": tmp_path / "ro" / "m.npz"}[where]
+              "parent is a file": tmp_path / "file.txt" / "m.npz",
+              "unwritable parent": tmp_path / "ro" / "m.npz"}[where]
     if where == "unwritable parent":
         if os.geteuid() == 0:
             pytest.skip("root writes to read-only directories")
