@@ -58,11 +58,21 @@ def a9a():
     return X.copy(), y.copy()
 
 
+# For in-process dask clusters (processes=False): a worker's memory monitor measures the
+# whole pytest process, hundreds of MB after the earlier test files, so past the pause
+# threshold it pauses and runs no task. Workers read this when they are created.
+IN_PROCESS_DASK_CONFIG = {f"distributed.worker.memory.{k}": False for k in ("target", "spill", "pause", "terminate")}
+
+
 @pytest.fixture(scope="module")
 def dask_client():
     """One in-process dask.distributed client per test module that asks for it
-    (threads: cheap to start); skipped when distributed is not installed."""
+    (threads: cheap to start; memory thresholds off, see IN_PROCESS_DASK_CONFIG);
+    skipped when distributed is not installed."""
     distributed = pytest.importorskip("distributed")
-    with distributed.Client(processes=False, n_workers=1, threads_per_worker=2,
-                            dashboard_address=None) as client:
+    import dask
+
+    with dask.config.set(IN_PROCESS_DASK_CONFIG):
+        client = distributed.Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=":0")
+    with client:
         yield client

@@ -2,35 +2,48 @@
 LocalCluster: same objective (relative difference <= 1e-8) as the in-memory Numba fit
 with the same solver, for dense and CSR chunks, unequal / one / many chunks, with and
 without intercept and sample weights, float32 and float64; lazy predictions; chunks
-recomputed when not persisted; a worker killed mid-fit.
+recomputed when not persisted; a worker killed mid-fit; a cluster whose workers all
+died or paused makes the fit raise DaskPassError (never hang), a slow live pass does not.
 
-Two module-scoped clusters of 2 workers x 1 thread: threads (fast start, most tests)
-and processes (the killed worker, last in the file).
+Two module-scoped clusters of 2 workers x 1 thread: threads (fast start, most tests;
+memory thresholds off, see conftest.IN_PROCESS_DASK_CONFIG) and processes (the killed
+worker, last in the file); the dead and paused clusters are made per test.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import signal
+import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
+dask = pytest.importorskip("dask")
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 pytest.importorskip("numba")
 
 import tikhon  # noqa: E402
 from tikhon.backends import BackendUnavailableError, get_backend  # noqa: E402
+from tikhon.backends import _dask_chunks  # noqa: E402
 from tikhon.backends import dask as dask_backend  # noqa: E402
 
+from conftest import IN_PROCESS_DASK_CONFIG  # noqa: E402
+
 REL = 1e-8
+HANG = 120  # s: a fit that should raise and has not by then is declared hung (a hang guard)
 
 
-def _cluster(processes):
-    return distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=processes,
-                                    dashboard_address=":0", memory_limit="1GiB")
+def _cluster(processes, memory_limit="1GiB"):
+    """2 workers x 1 thread; in-process workers get the memory thresholds off (they would
+    measure the whole pytest process and pause)."""
+    with dask.config.set(IN_PROCESS_DASK_CONFIG if not processes else {}):
+        return distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=processes,
+                                        dashboard_address=":0", memory_limit=memory_limit)
 
 
 @pytest.fixture(scope="module")
@@ -259,6 +272,207 @@ def test_a9a_csr_chunks_only_on_workers(client, monkeypatch):
     _check_same(model, ref, Xd, X)
 
 
+# ---- a dead or paused cluster: DaskPassError within the grace period, never a hang ----
+def _after_launch(monkeypatch, n, action):
+    """Run ``action()`` right after the backend's ``n``-th pass is launched (a few passes
+    in, the chunks are persisted on the workers); returns the launch counter."""
+    calls = {"n": 0}
+    launch = dask_backend.DaskBackend._launch
+
+    def launch_then_act(self, *args, **kwargs):
+        futures = launch(self, *args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == n:
+            action()
+        return futures
+
+    monkeypatch.setattr(dask_backend.DaskBackend, "_launch", launch_then_act)
+    return calls
+
+
+def _error_of_fit(client, fit):
+    """The exception ``fit()`` raises, run in a thread with ``client`` current. Still
+    running after HANG s: the test fails (closing the client cancels its futures, which
+    ends the thread)."""
+    def run():
+        with client.as_current():
+            fit()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        start, job = time.monotonic(), pool.submit(run)
+        try:
+            job.result(timeout=HANG)
+        except concurrent.futures.TimeoutError:
+            client.close()
+            pytest.fail(f"the fit hung: neither a result nor an error after {HANG} s")
+        except Exception as exc:  # noqa: BLE001 - the caller checks which
+            print(f"the fit raised after {time.monotonic() - start:.1f} s: {exc!r}")
+            return exc
+    pytest.fail("the fit did not raise")
+
+
+def _until(condition):
+    """Wait (at most HANG s) until ``condition()`` holds."""
+    deadline = time.monotonic() + HANG
+    while not condition():
+        assert time.monotonic() < deadline, "the cluster never reached the expected state"
+        time.sleep(0.05)
+
+
+def _short_grace():
+    return dask.config.set({dask_backend.GRACE_CONFIG: 1})
+
+
+def _pause(dask_worker):
+    """Pause a worker as its memory monitor does (runs on the worker)."""
+    from distributed.core import Status
+
+    dask_worker.status = Status.paused
+
+
+@pytest.fixture
+def fresh_client():
+    """A new in-process cluster (memory thresholds off: a paused worker stays paused)."""
+    with _cluster(processes=False) as cluster, distributed.Client(cluster) as c:
+        yield c
+
+
+def test_workers_paused_mid_fit_raise(fresh_client, monkeypatch):
+    X, y = _data("logistic", np.float64, False, n=1000, d=6)
+    calls = _after_launch(monkeypatch, 4, lambda: fresh_client.run(_pause))
+    with _short_grace():
+        exc = _error_of_fit(fresh_client, lambda: tikhon.LogisticRegression().fit(_to_dask(X, 250), y))
+    assert isinstance(exc, dask_backend.DaskPassError), repr(exc)
+    assert calls["n"] >= 4 and "all 2 workers are paused" in str(exc) and "running a pass over the chunks" in str(exc)
+    assert {w["status"] for w in fresh_client.scheduler_info()["workers"].values()} == {"paused"}
+
+
+def test_in_process_workers_over_memory_limit_raise():
+    """The suite's hang: in-process workers measure the whole process's memory, here
+    above their memory limit's pause threshold (the default 80%), so they pause at once."""
+    with dask.config.set({"distributed.worker.memory.pause": 0.8}):
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                           dashboard_address=":0", memory_limit="32MiB")
+    X, y = _data("logistic", np.float64, False, n=200, d=4)
+    with cluster, distributed.Client(cluster) as c:
+        _until(lambda: {w["status"] for w in c.scheduler_info()["workers"].values()} == {"paused"})
+        with _short_grace():
+            exc = _error_of_fit(c, lambda: tikhon.LogisticRegression().fit(_to_dask(X, 50), y))
+    assert isinstance(exc, dask_backend.DaskPassError), repr(exc)
+    message = str(exc)
+    assert "paused" in message and "persisting the chunks" in message
+    assert "distributed.worker.memory.pause" in message and "\n" not in message
+
+
+_SLOW = {"grace": 0.25, "slow_units": 0}  # module state: tasks pickle this function by reference
+_CURVATURE = _dask_chunks.loss_grad_curvature
+
+
+def _slow_first_pass(chunks, *args):
+    """``loss_grad_curvature``, 4x the grace period slower in its first ``slow_units`` calls."""
+    if _SLOW["slow_units"] > 0:
+        _SLOW["slow_units"] -= 1
+        time.sleep(4 * _SLOW["grace"])
+    return _CURVATURE(chunks, *args)
+
+
+def test_slow_live_pass_is_not_cut(client, monkeypatch):
+    """Only the absence of usable workers counts, not a pass's duration: a pass 4x longer
+    than the grace period on running workers completes, same solution."""
+    X, y = _data("logistic", np.float64, False, n=600, d=5)
+    ref = tikhon.LogisticRegression(backend="numba").fit(X, y)
+    monkeypatch.setitem(_SLOW, "slow_units", 2)  # the first pass: one unit on each worker
+    monkeypatch.setattr(_dask_chunks, "loss_grad_curvature", _slow_first_pass)
+    Xd = _to_dask(X, 150)
+    with dask.config.set({dask_backend.GRACE_CONFIG: _SLOW["grace"]}):
+        model = tikhon.LogisticRegression(solver="newton").fit(Xd, y)
+    assert _SLOW["slow_units"] == 0  # in-process workers: the same dict
+    _check_same(model, ref, Xd, X)
+
+
+def test_worker_grace_sources(client, monkeypatch):
+    """The grace period: the constructor's argument, else the dask config value, else
+    WORKER_GRACE; seconds or a dask time string; positive."""
+    from tikhon.objective import LogisticLoss
+
+    X, y = _data("logistic", np.float64, False, n=100, d=3)
+    Xd, ones = _to_dask(X, 50), np.ones(100)
+    assert dask_backend.DaskBackend(Xd, y, ones, LogisticLoss).worker_grace == dask_backend.WORKER_GRACE
+    with dask.config.set({dask_backend.GRACE_CONFIG: "2 minutes"}):
+        assert dask_backend.DaskBackend(Xd, y, ones, LogisticLoss).worker_grace == 120.0
+        assert dask_backend.DaskBackend(Xd, y, ones, LogisticLoss, worker_grace=5).worker_grace == 5.0
+    for bad in (0, -1.0, "soon", float("nan")):
+        with pytest.raises(ValueError, match="worker_grace must be a positive"):
+            dask_backend.DaskBackend(Xd, y, ones, LogisticLoss, worker_grace=bad)
+
+
+@pytest.mark.parametrize("workers, usable, says", [
+    ({}, False, "has no worker"),
+    ({"a": {"status": "running"}, "b": {"status": "paused"}}, True, None),
+    ({"a": {"status": "paused"}, "b": {"status": "paused"}}, False, "all 2 workers are paused"),
+    # a paused worker still finishing a task is progressing
+    ({"a": {"status": "paused", "metrics": {"task_counts": {"executing": 1}}}}, True, None),
+    ({"a": {"status": "closing_gracefully"}}, False, "no worker is running (closing_gracefully: 1)"),
+    (OSError("connection refused"), False, "the scheduler did not answer (connection refused)"),
+])
+def test_unusable_cluster_reasons(workers, usable, says):
+    class Client:
+        def scheduler_info(self):
+            if isinstance(workers, Exception):
+                raise workers
+            return {"workers": workers}
+
+    reason = dask_backend._unusable_reason(Client())
+    assert (reason is None) == usable
+    if says is not None:
+        assert says in reason
+
+
+def test_in_process_fixtures_never_pause(client, dask_client):
+    """In-process workers measure the whole pytest process (840 MB after the earlier test
+    files, past 80% of 1 GiB: the suite hung): the fixtures' workers have the memory
+    thresholds off, and ``client`` keeps its 1 GiB limit (persist decisions use it)."""
+    def fractions(dask_worker):
+        m = dask_worker.memory_manager
+        return m.memory_target_fraction, m.memory_spill_fraction, m.memory_pause_fraction
+
+    for c in (client, dask_client):
+        assert set(c.run(fractions).values()) == {(False, False, False)}
+    assert {w["memory_limit"] for w in client.scheduler_info()["workers"].values()} == {2**30}
+
+
+@pytest.fixture
+def nanny_free_client(tmp_path):
+    """A scheduler and two worker processes without nannies: a killed worker stays dead
+    (a nanny would restart it)."""
+    cmd = [sys.executable, "-m", "distributed.cli.dask_worker", "--no-nanny", "--nthreads", "1",
+           "--memory-limit", "1GiB", "--no-dashboard", "--local-directory", str(tmp_path)]
+    with distributed.LocalCluster(n_workers=0, processes=True, dashboard_address=":0") as cluster:
+        procs = [subprocess.Popen(cmd + [cluster.scheduler_address], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL) for _ in range(2)]
+        try:
+            with distributed.Client(cluster) as c:
+                c.wait_for_workers(2, timeout=HANG)
+                yield c, procs
+        finally:
+            for proc in procs:
+                proc.kill()
+                proc.wait()
+
+
+def test_all_workers_killed_mid_fit_raise(nanny_free_client, monkeypatch):
+    """Every worker process killed a few passes in, none restarted: DaskPassError after
+    the grace period (before: the fit hung in client.gather with 0 workers)."""
+    client, procs = nanny_free_client
+    X, y = _data("logistic", np.float64, False, n=3000, d=10, seed=5)
+    calls = _after_launch(monkeypatch, 4, lambda: [proc.kill() for proc in procs])
+    with _short_grace():
+        exc = _error_of_fit(client, lambda: tikhon.LogisticRegression().fit(_to_dask(X, 500), y))
+    assert isinstance(exc, dask_backend.DaskPassError), repr(exc)
+    assert calls["n"] >= 4 and "has no worker" in str(exc)
+    assert client.scheduler_info()["workers"] == {}
+
+
 # ---- processes=True (last: it kills a worker process) ----
 def test_worker_killed_mid_fit(process_client, monkeypatch):
     """A worker process killed during a pass: Dask recomputes its chunks from their
@@ -268,17 +482,7 @@ def test_worker_killed_mid_fit(process_client, monkeypatch):
     ref = tikhon.LogisticRegression(backend="numba").fit(X, y)
     pids = process_client.run(os.getpid)
     victim = sorted(pids.values())[0]
-    calls = {"n": 0}
-    launch = dask_backend.DaskBackend._launch
-
-    def launch_then_kill(self, *args, **kwargs):
-        futures = launch(self, *args, **kwargs)
-        calls["n"] += 1
-        if calls["n"] == 4:  # a few passes in: the chunks are persisted on both workers
-            os.kill(victim, signal.SIGKILL)
-        return futures
-
-    monkeypatch.setattr(dask_backend.DaskBackend, "_launch", launch_then_kill)
+    calls = _after_launch(monkeypatch, 4, lambda: os.kill(victim, signal.SIGKILL))
     Xd = _to_dask(X, 500)
     try:
         model = tikhon.LogisticRegression().fit(Xd, y)

@@ -45,6 +45,21 @@ completes; the units of a lost worker then run where their chunks were recompute
 a task's workers keep dying (``KilledWorker``) the fit raises :class:`DaskPassError`
 and stores nothing.
 
+A dead or paused cluster: while the driver waits for a pass (persisting the chunks, a
+reduction, gathering an n-vector), a watcher asks the scheduler every second whether a
+worker is *usable*: running, or paused but still executing a task. When none has been
+for the grace period (:data:`WORKER_GRACE` = 30 s; the dask config value
+:data:`GRACE_CONFIG`, e.g. ``dask.config.set({"tikhon.dask.worker-grace": "2 minutes"})``,
+or the constructor's ``worker_grace``), the pass's futures are cancelled and the fit
+raises :class:`DaskPassError` saying why (no worker left, all paused, ...) and the
+fix: at most the grace period plus a second after the scheduler last reported a usable
+worker (it notices a killed worker at once, an unreachable host after
+``distributed.scheduler.worker-ttl``). A long pass on
+live workers is never cut: only the absence of usable workers counts, not time. (Dask
+itself would wait for a worker forever.) In-process workers (``processes=False``)
+measure the whole process's memory, so a large driver pauses them past
+``distributed.worker.memory.pause`` of their ``memory_limit``.
+
 Checks: each chunk is checked where it lives, once when persisted (every pass when
 not): no NaN/infinity, magnitudes as in memory (:mod:`tikhon._validation`).
 
@@ -52,7 +67,11 @@ Not supported: the ``sgd`` solver (a round trip per mini-batch) and ``dual_cd``.
 """
 from __future__ import annotations
 
+import numbers
+import threading
+import time
 import warnings
+from collections import Counter
 from contextlib import contextmanager
 
 import numpy as np
@@ -66,12 +85,16 @@ __all__ = ["DaskBackend", "DaskPassError"]
 SPLIT_EVERY = 8  # fan-in of the tree reduction
 _UNIT_T = object()  # placeholder argument: the unit's Numba thread count
 PERSIST_FRACTION = 0.5  # persist X when it takes at most this share of the cluster's memory
+WORKER_GRACE = 30.0  # s without a usable worker before a pass raises DaskPassError
+GRACE_CONFIG = "tikhon.dask.worker-grace"  # dask config key overriding WORKER_GRACE
+_POLL = 1.0  # s between the watcher's questions to the scheduler (at most)
 
 _INSTALL = 'install it with `pip install "tikhon[dask]"` (dask[array] and distributed)'
 
 
 class DaskPassError(RuntimeError):
-    """A pass over the chunks failed on the cluster (e.g. workers kept dying)."""
+    """A pass over the chunks failed on the cluster: workers kept dying, or no worker
+    was usable (none left, all paused) for the grace period."""
 
 
 def _import():
@@ -101,6 +124,103 @@ def _client_for(X):
         ) from None
 
 
+def grace_seconds(value=None) -> float:
+    """The grace period in seconds: ``value``, else the dask config value
+    :data:`GRACE_CONFIG`, else :data:`WORKER_GRACE`; a number of seconds or a dask time
+    string (``"2 minutes"``)."""
+    import dask.config
+    from dask.utils import parse_timedelta
+
+    if value is None:
+        value = dask.config.get(GRACE_CONFIG, WORKER_GRACE)
+    try:
+        seconds = float(value) if isinstance(value, numbers.Real) else parse_timedelta(value, default="s")
+    except (TypeError, ValueError, KeyError):  # dask says KeyError for an unknown unit
+        seconds = None
+    if seconds is None or not seconds > 0:
+        raise ValueError(f"worker_grace must be a positive number of seconds or a dask time string "
+                         f"such as '2 minutes', got {value!r}")
+    return float(seconds)
+
+
+def _usable(worker) -> bool:
+    """Whether a worker (the scheduler's record) runs the pass's tasks: running, or
+    paused but still executing one (a paused worker finishes what it started)."""
+    executing = ((worker.get("metrics") or {}).get("task_counts") or {}).get("executing", 0)
+    return worker.get("status") == "running" or (worker.get("status") == "paused" and executing > 0)
+
+
+def _unusable_reason(client):
+    """``None`` when a worker is usable, else why none is and the fix (one line)."""
+    try:
+        workers = list(client.scheduler_info()["workers"].values())
+    except Exception as exc:  # noqa: BLE001 - whatever the reason, nothing can run
+        return f"the scheduler did not answer ({exc}): check that the cluster is up and fit again"
+    if any(_usable(w) for w in workers):
+        return None
+    if not workers:
+        return "the cluster has no worker (all died or left): restart its workers and fit again"
+    statuses = Counter(w.get("status") for w in workers)
+    if set(statuses) == {"paused"}:
+        return (f"all {len(workers)} workers are paused (their memory is above "
+                "distributed.worker.memory.pause of memory_limit; an in-process worker, processes=False, "
+                "counts the whole process): give them a larger memory_limit, or create the cluster under "
+                "dask.config.set({'distributed.worker.memory.pause': False})")
+    listed = ", ".join(f"{status}: {n}" for status, n in sorted(statuses.items()))
+    return f"no worker is running ({listed}): restart the workers and fit again"
+
+
+def _watch(client, futures, grace, stop, why):
+    """Until ``stop`` is set: ask the scheduler every poll whether a worker is usable;
+    when none has been for ``grace`` s, record why in ``why`` and cancel ``futures``
+    (which ends the driver's wait)."""
+    poll = min(_POLL, grace / 4)
+    last_usable = time.monotonic()
+    while not stop.wait(poll):
+        reason = _unusable_reason(client)
+        if reason is None:
+            last_usable = time.monotonic()
+        elif time.monotonic() - last_usable >= grace:
+            why.append(reason)
+            try:
+                client.cancel(futures)
+            except Exception:  # noqa: BLE001 - a closed client has cancelled them already
+                pass
+            return
+
+
+@contextmanager
+def _watched(client, futures, grace, what):
+    """Run the body (a wait for ``futures``) under :func:`_watch`; raise
+    :class:`DaskPassError` if no worker was usable for ``grace`` s."""
+    stop, why = threading.Event(), []
+    watcher = threading.Thread(target=_watch, args=(client, futures, grace, stop, why),
+                               name="tikhon-dask-watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join()
+        if why:  # replaces the cancellation error the wait raised, if any
+            raise DaskPassError(f"backend 'dask': no usable worker for {grace:g} s while {what}; its tasks "
+                                f"were cancelled and no result is stored: {why[0]} "
+                                f"(the wait is dask config {GRACE_CONFIG!r}, default {WORKER_GRACE:g} s)")
+
+
+def _gather_on(client, futures, grace, what):
+    """``client.gather(futures)`` under the watch; workers that kept dying raise
+    :class:`DaskPassError` too."""
+    _, _, distributed = _import()
+    try:
+        with _watched(client, futures, grace, what):
+            return client.gather(futures)
+    except distributed.KilledWorker as exc:
+        raise DaskPassError(
+            f"backend 'dask': {what} failed because workers died ({exc}); "
+            "the fit is abandoned and no result is stored") from exc
+
+
 def _cluster_memory(client):
     limits = [w.get("memory_limit") or 0 for w in client.scheduler_info()["workers"].values()]
     return float("inf") if not limits or 0 in limits else float(sum(limits))
@@ -127,7 +247,9 @@ class DaskBackend(Backend):
     """Per-chunk Numba kernels on a dask.distributed cluster (see the module docstring).
 
     ``client``: defaults as in the module docstring. ``persist``: ``None`` decides by
-    size (:data:`PERSIST_FRACTION`), ``True``/``False`` forces it.
+    size (:data:`PERSIST_FRACTION`), ``True``/``False`` forces it. ``worker_grace``:
+    seconds a pass waits with no usable worker before :class:`DaskPassError`
+    (:func:`grace_seconds`).
     """
 
     name = "dask"
@@ -143,7 +265,7 @@ class DaskBackend(Backend):
             return f"dask, distributed or numba cannot be imported ({exc}); {_INSTALL}"
         return None
 
-    def __init__(self, X, y, sample_weight, loss, client=None, persist=None):
+    def __init__(self, X, y, sample_weight, loss, client=None, persist=None, worker_grace=None):
         dask, da, _ = _import()
         from . import _numba_kernels as kernels
 
@@ -151,6 +273,7 @@ class DaskBackend(Backend):
             raise ValueError(f"backend 'dask' reads a 2-D dask.array.Array, got {type(X).__name__}")
         if any(np.isnan(c) for c in X.chunks[0]):
             raise ValueError("X has unknown chunk sizes: call X.compute_chunk_sizes() first")
+        self.worker_grace = grace_seconds(worker_grace)
         X = _row_chunked(X)
         self.X = X
         self.loss = loss
@@ -224,9 +347,11 @@ class DaskBackend(Backend):
         return self.client.compute(tasks)
 
     def _wait(self, futures):
-        """Wait for futures without fetching them; raise the first error (e.g. a NaN chunk)."""
+        """Wait for futures without fetching them (under the watch of :func:`_watched`);
+        raise the first error (e.g. a NaN chunk)."""
         _, _, distributed = _import()
-        distributed.wait(futures)
+        with _watched(self.client, futures, self.worker_grace, "persisting the chunks"):
+            distributed.wait(futures)
         for f in futures:
             if f.status == "error":
                 try:
@@ -234,14 +359,8 @@ class DaskBackend(Backend):
                 except distributed.KilledWorker as exc:
                     raise DaskPassError(f"backend 'dask': workers died while persisting the chunks ({exc})") from exc
 
-    def _gather(self, futures):
-        _, _, distributed = _import()
-        try:
-            return self.client.gather(futures)
-        except distributed.KilledWorker as exc:
-            raise DaskPassError(
-                f"backend 'dask': a pass over the chunks failed because workers died ({exc}); "
-                "the fit is abandoned and no result is stored") from exc
+    def _gather(self, futures, what="running a pass over the chunks"):
+        return _gather_on(self.client, futures, self.worker_grace, what)
 
     def _reduce(self, futures):
         """Tree reduction of the units' vectors: :func:`_dask_chunks.combine` on the workers
@@ -302,7 +421,7 @@ class DaskBackend(Backend):
 
     def matvec(self, w):
         """``X w`` gathered to the driver (an n-vector: used for the final certificate)."""
-        return self._rows(self._gather(self._launch(C.matvec, _f64(w), _UNIT_T)))
+        return self._rows(self._gather(self._launch(C.matvec, _f64(w), _UNIT_T), "gathering an n-vector"))
 
     def rmatvec(self, r):
         """``X^T r`` for an n-vector ``r`` on the driver (each chunk receives its piece)."""
@@ -315,7 +434,7 @@ class DaskBackend(Backend):
         return g
 
     def row_norms_sq(self, chunk=None):
-        return self._rows(self._gather(self._launch(C.row_norms, self.n_features, _UNIT_T)))
+        return self._rows(self._gather(self._launch(C.row_norms, self.n_features, _UNIT_T), "gathering an n-vector"))
 
     def weighted_product(self, v, vb):
         """One pass on the workers (the power iteration of ``curvature_norm`` uses it)."""
@@ -330,13 +449,13 @@ class DaskBackend(Backend):
     @property
     def y(self):
         if self._y is None:
-            self._y = _gather_vector(self._y_in)
+            self._y = _gather_vector(self._y_in, self.client, self.worker_grace)
         return self._y
 
     @property
     def s(self):
         if self._s is None:
-            self._s = _gather_vector(self._s_in)
+            self._s = _gather_vector(self._s_in, self.client, self.worker_grace)
         return self._s
 
 
@@ -361,10 +480,18 @@ def distributed_future(delayed_obj):
     return future
 
 
-def _gather_vector(v):
+def _gather_vector(v, client=None, grace=None, dtype=np.float64):
+    """An n-vector on the driver; a dask one computed on ``client`` (else ``X``'s client
+    rules, :func:`_client_for`) under the watch, or locally when there is no cluster
+    (the backend then reports its absence)."""
     if is_dask(v):
-        v = v.compute()
-    return np.asarray(v, dtype=np.float64)
+        try:
+            client = client if client is not None else _client_for(v)
+        except (ImportError, ValueError):
+            v = v.compute()
+        else:
+            v = _gather_on(client, client.compute(v), grace_seconds(grace), "gathering an n-vector")
+    return np.asarray(v, dtype=dtype)
 
 
 # --------------------------------------------------------------------------------------
@@ -398,7 +525,7 @@ def validate(estimator, X, reset, y=None):
                          f"is expecting {estimator.n_features_in_} features as input.")
     if y is None:
         return X
-    y = np.asarray(y.compute() if is_dask(y) else y)
+    y = _gather_vector(y, dtype=None)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y.ravel()
     if y.ndim != 1 or y.shape[0] != X.shape[0]:
