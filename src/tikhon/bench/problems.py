@@ -122,6 +122,9 @@ def load_data_file(path, dtype=np.float64, n_features=None, labels=None, need_la
             with np.load(path, allow_pickle=False) as npz:
                 keys = set(npz.files)
                 if {"data", "indices", "indptr", "shape"} <= keys:
+                    for name in ("indices", "indptr", "shape"):  # scipy would cast float indices silently
+                        if npz[name].dtype.kind not in "iu":
+                            raise BenchArgumentError(f"{path}: CSR {name} must be integers, got {npz[name].dtype}")
                     X = sp.csr_matrix((npz["data"], npz["indices"], npz["indptr"]), shape=tuple(npz["shape"]))
                 elif "X" in keys:
                     X = npz["X"]
