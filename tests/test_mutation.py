@@ -21,9 +21,9 @@ BACKENDS = [b for b in ("numpy", "numba", "cython", "dask") if b in tikhon.avail
 # solvers each backend runs here (numba's gd/sgd loops only on the layouts whose
 # compiled specializations the suite already has: C-order float64 and CSR int32)
 SOLVERS = {
-    "numpy": ("newton", "lbfgs", "gd", "sgd"),
-    "numba": ("newton", "lbfgs", "gd", "sgd"),
-    "cython": ("dual_cd", "newton"),
+    "numpy": ("newton", "newton_cholesky", "lbfgs", "gd", "sgd"),
+    "numba": ("newton", "newton_cholesky", "lbfgs", "gd", "sgd"),
+    "cython": ("dual_cd", "newton", "newton_cholesky"),
     "dask": ("newton",),
 }
 KINDS = {

@@ -171,8 +171,9 @@ def _primal64(P, coef, intercept):
     return data + 0.5 * P["lam"] * float(np.dot(np.ravel(coef), np.ravel(coef)))
 
 
-_SOLVERS = {"numpy": ("newton", "lbfgs", "gd", "sgd"), "numba": ("newton", "lbfgs", "gd", "sgd"),
-            "cython": ("dual_cd", "newton")}
+_SOLVERS = {"numpy": ("newton", "newton_cholesky", "lbfgs", "gd", "sgd"),
+            "numba": ("newton", "newton_cholesky", "lbfgs", "gd", "sgd"),
+            "cython": ("dual_cd", "newton", "newton_cholesky")}
 SOLVER_CASES = [(b, s) for b in IN_MEMORY for s in _SOLVERS[b]]
 
 

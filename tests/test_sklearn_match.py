@@ -75,14 +75,19 @@ CASES = [
 ] + [("a9a", "dense", C, True, True) for C in (0.01, 1.0, 100.0)] + [("a9a", "dense", 1.0, False, False)]
 
 
-@pytest.mark.parametrize("data,fmt,C,fit_intercept,weighted", CASES)
-def test_logistic_newton_matches_sklearn(data, fmt, C, fit_intercept, weighted):
+# Newton-Cholesky forms the d x d Hessian: a9a (123 features) only.
+SOLVER_CASES = [(*case, "newton") for case in CASES] + [(*case, "newton_cholesky") for case in CASES
+                                                         if case[0] == "a9a"]
+
+
+@pytest.mark.parametrize("data,fmt,C,fit_intercept,weighted,solver", SOLVER_CASES)
+def test_logistic_newton_matches_sklearn(data, fmt, C, fit_intercept, weighted, solver):
     X, y = load_shared(data)
     s = weights_for(X.shape[0]) if weighted else None
     Xf = X.toarray() if fmt == "dense" else X
-    model = tikhon.LogisticRegression(C=C, fit_intercept=fit_intercept, solver="newton", backend="numpy",
+    model = tikhon.LogisticRegression(C=C, fit_intercept=fit_intercept, solver=solver, backend="numpy",
                                       tol=1e-15, max_iter=200).fit(Xf, y, sample_weight=s)
-    assert model.converged_ and model.solver_ == "newton" and model.backend_ == "numpy"
+    assert model.converged_ and model.solver_ == solver and model.backend_ == "numpy"
     ref_w, ref_b = logistic_reference(data, C, fit_intercept, weighted)
     check_against("logistic", 1.0 / C, X, y, s, model.coef_.ravel(), model.intercept_[0], ref_w, ref_b,
                   model.objective_)
@@ -139,7 +144,7 @@ def _data_gradient(X, y, w, b):
 @pytest.mark.parametrize("fmt", ["csr", "dense"])
 @pytest.mark.parametrize("alpha", [0.01, 1.0, 100.0])
 @pytest.mark.parametrize("fit_intercept,weighted", [(True, False), (False, False), (True, True)])
-@pytest.mark.parametrize("solver,tol", [("newton", 1e-15), ("lbfgs", 1e-11)])
+@pytest.mark.parametrize("solver,tol", [("newton", 1e-15), ("newton_cholesky", 1e-15), ("lbfgs", 1e-11)])
 def test_ridge_matches_sklearn(data, fmt, alpha, fit_intercept, weighted, solver, tol):
     if solver == "lbfgs" and alpha < 1:
         # ill-conditioned: L-BFGS's line search meets the rounding of P at relative gaps

@@ -131,6 +131,7 @@ _SOLVER_OPTIONS = {
     "sgd": ("learning_rate", "batch_size", "random_state"),
     "lbfgs": (),
     "newton": (),
+    "newton_cholesky": (),
     "dual_cd": ("random_state",),
 }
 

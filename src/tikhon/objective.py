@@ -264,6 +264,14 @@ class Objective:
         hv = data_hv_w + self.lam * v_w
         return np.append(hv, data_hv_b) if self.fit_intercept else np.asarray(hv, dtype=np.float64)
 
+    def hessian_matrix(self, data_gram):
+        """Hessian of ``P`` as a theta-matrix from the data term's ``(d + 1) x (d + 1)``
+        Gram matrix ``[X 1]^T diag(s loss'') [X 1]`` (the last row: the intercept's)."""
+        d = data_gram.shape[0] - 1
+        H = data_gram if self.fit_intercept else data_gram[:d, :d].copy()
+        H[np.arange(d), np.arange(d)] += self.lam
+        return H
+
     # ---- the seeds' scaling ----
     def weight_decay(self, step: float, weight_sum: float) -> float:
         """The factor ``1 - step * lam / m`` of the seeds' update

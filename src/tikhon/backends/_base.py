@@ -134,12 +134,13 @@ class Backend:
             d[k] = self.s[k] * self.loss.curvature(self.y[k], d[k] + b)
         return d
 
-    def _float64_blocks(self, square=False):
-        """``(start, stop, block)``: consecutive row blocks of X (``_block_rows`` rows) as
-        float64 matrices, squared entry by entry if asked; CSR blocks are built over views
-        of X's index arrays, so at most one block's values is ever copied."""
+    def _float64_blocks(self, square=False, rows=None):
+        """``(start, stop, block)``: consecutive row blocks of X (``rows``, default
+        ``_block_rows()``, rows each) as float64 matrices, squared entry by entry if asked;
+        CSR blocks are built over views of X's index arrays, so at most one block's values
+        is ever copied."""
         X, sparse = self.X, input_format(self.X) == "csr"
-        chunk = self._block_rows()
+        chunk = rows or self._block_rows()
         for start in range(0, self.n_samples, chunk):
             stop = min(start + chunk, self.n_samples)
             if sparse:
@@ -153,6 +154,47 @@ class Backend:
                 if square:
                     block = np.square(block)
             yield start, stop, block
+
+    def loss_grad_gram(self, w, b):
+        """``loss_grad`` plus the data term's Hessian at ``(w, b)`` as a matrix: the
+        ``(d + 1) x (d + 1)`` Gram matrix ``[X 1]^T diag(s loss'') [X 1]`` (:meth:`gram`)."""
+        r = self.matvec(w)
+        c = np.empty_like(r)
+        value = self._pointwise(r, b, c)
+        return value, self.rmatvec(r), float(r.sum()), self.gram(c)
+
+    # Rows per block of the Gram matrix: BLAS-3 calls of about 1M values (compute bound,
+    # so larger than the cache-sized blocks of the passes; a float32 X is converted to
+    # float64 one such block at a time).
+    GRAM_BLOCK_VALUES = 1 << 20
+
+    def gram(self, c):
+        """``[X 1]^T diag(c) [X 1]`` for weights ``c >= 0``, a ``(d + 1) x (d + 1)`` float64
+        matrix (the last row and column are those of the intercept's constant column).
+        Dense X: a BLAS-3 ``syrk`` on ``sqrt(c) X`` per block of rows; CSR: a sparse
+        product per block (``sum_i nnz_i^2`` work). X is never copied whole."""
+        from scipy.linalg.blas import dsyrk
+
+        d = self.n_features
+        G = np.zeros((d + 1, d + 1))
+        upper = np.zeros((d, d), order="F")
+        sparse = input_format(self.X) == "csr"
+        width = self.X.nnz / max(1, self.n_samples) if sparse else d
+        rows = int(max(256, self.GRAM_BLOCK_VALUES // max(1.0, width)))
+        for start, stop, block in self._float64_blocks(rows=rows):
+            ck = c[start:stop]
+            if sparse:
+                scaled = sp.csr_matrix((block.data * np.repeat(ck, np.diff(block.indptr)), block.indices,
+                                        block.indptr), shape=block.shape)
+                G[:d, :d] += (block.T @ scaled).toarray()
+            else:
+                scaled = block * np.sqrt(ck)[:, None]
+                upper = dsyrk(1.0, scaled.T, beta=1.0, c=upper, trans=0, lower=0, overwrite_c=1)
+        if not sparse:
+            G[:d, :d] = np.triu(upper) + np.triu(upper, 1).T
+        G[:d, d] = G[d, :d] = self.rmatvec(c)
+        G[d, d] = float(c.sum())
+        return G
 
     def hessian_diagonal(self, w, b):
         """Diagonal of the data term's Hessian at ``(w, b)``: ``(sum_i d_i x_ij^2, sum_i d_i)``

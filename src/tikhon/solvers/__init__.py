@@ -18,6 +18,7 @@ SOLVERS = {
     "sgd": "tikhon.solvers.sgd",
     "lbfgs": "tikhon.solvers.lbfgs",
     "newton": "tikhon.solvers.newton",
+    "newton_cholesky": "tikhon.solvers.newton_cholesky",
     "dual_cd": "tikhon.solvers.dual_cd",
 }
 BACKEND_LOOPS = frozenset({"dual_cd"})

@@ -45,6 +45,13 @@ class Problem:
 
         return self.objective.value(data_loss, w), self.objective.gradient(gw, gb, w), hess_vec
 
+    def value_grad_hessian_matrix(self, theta):
+        """``(P, grad P, Hess P)`` at ``theta``, the Hessian as a matrix (a Gram pass)."""
+        w, b = self.split(theta)
+        data_loss, gw, gb, gram = self.backend.loss_grad_gram(w, b)
+        obj = self.objective
+        return obj.value(data_loss, w), obj.gradient(gw, gb, w), obj.hessian_matrix(gram)
+
     def hessian_diagonal(self, theta):
         """Diagonal of ``Hess P`` at ``theta`` (for preconditioning): two passes over X."""
         w, b = self.split(theta)
