@@ -96,8 +96,10 @@ class _L2LinearModel(BaseEstimator):
 
     def _check_weights(self, sample_weight, X):
         """A fresh float64 copy of the checked weights (never the caller's array)."""
-        if input_format(sample_weight) == "dask":  # an n-vector, gathered: see tikhon.backends.dask
-            sample_weight = sample_weight.compute()
+        if input_format(sample_weight) == "dask":  # an n-vector, gathered under the dead-cluster watch
+            from .backends import dask as dask_backend
+
+            sample_weight = dask_backend._gather_vector(sample_weight)
         return V.check_sample_weight(sample_weight, X)
 
     def save(self, path):
