@@ -841,19 +841,29 @@ def _imbalanced(seed=5):
 def test_balanced_class_weight_uses_sample_weight():
     """Before: LogisticRegression computed "balanced" from counts, ignoring sample_weight,
     while LogisticRegressionCV, regularization_path and scikit-learn >= 1.7 used the
-    weighted counts: the same data gave different models (intercept 0.74 against 0.84)."""
+    weighted counts: the same data gave different models (intercept 0.74 against 0.84).
+    The reference is scikit-learn fitted with the weights ``s_i * sum(s) / (2 sum_{y_j =
+    y_i} s_j)`` spelled out (any version), and with class_weight="balanced" where
+    scikit-learn (>= 1.7) uses sample weights in it."""
+    import sklearn
     from sklearn.linear_model import LogisticRegression as SkLR
 
     X, y, s = _imbalanced()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        sk = SkLR(class_weight="balanced", tol=1e-12, max_iter=10000).fit(X, y, sample_weight=s)
+    per_class = s.sum() / (2 * np.array([s[y == 0].sum(), s[y == 1].sum()]))
+    references = [dict(sample_weight=s * per_class[y])]
+    if tuple(int(v) for v in sklearn.__version__.split(".")[:2]) >= (1, 7):
+        references.append(dict(sample_weight=s, class_weight="balanced"))
     ours = LR(class_weight="balanced", tol=TOL).fit(X, y, sample_weight=s)
     path = tikhon.regularization_path(X, y, Cs=[1.0], class_weight="balanced", sample_weight=s, tol=TOL)
     cv = tikhon.LogisticRegressionCV(Cs=[1.0], cv=2, class_weight="balanced", tol=TOL).fit(X, y, sample_weight=s)
-    for coef, b in ((ours.coef_, ours.intercept_), (path.coefs, path.intercepts), (cv.coef_, cv.intercept_)):
-        np.testing.assert_allclose(np.ravel(coef), sk.coef_.ravel(), rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(np.ravel(b), sk.intercept_, rtol=1e-5, atol=1e-6)
+    for ref in references:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            sk = SkLR(class_weight=ref.get("class_weight"), tol=1e-12, max_iter=10000).fit(
+                X, y, sample_weight=ref["sample_weight"])
+        for coef, b in ((ours.coef_, ours.intercept_), (path.coefs, path.intercepts), (cv.coef_, cv.intercept_)):
+            np.testing.assert_allclose(np.ravel(coef), sk.coef_.ravel(), rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(np.ravel(b), sk.intercept_, rtol=1e-5, atol=1e-6)
 
 
 def test_class_weighted_matches_scikit_learn():
@@ -909,3 +919,26 @@ def test_class_weights_with_scikit_learn_1_6(monkeypatch):
         np.testing.assert_allclose(cv.coef_, model.coef_, rtol=1e-6, atol=1e-8)
         if cw == "balanced":
             _same_model(model, ref)
+
+
+def test_sample_weight_checks_need_no_private_scikit_learn_helper(monkeypatch):
+    """Before, sample weights went through scikit-learn's private ``_check_sample_weight``
+    with ``allow_all_zero_weights``, a keyword scikit-learn 1.6 (pyproject's floor) does
+    not have: every fit there raised TypeError. The checks are tikhon's own now, with
+    the same messages (the error cases above)."""
+    import sklearn.utils.validation as validation
+
+    def private_1_6(sample_weight, X, *, dtype=None, copy=False, ensure_non_negative=False):
+        raise AssertionError("scikit-learn's private _check_sample_weight was called")
+
+    monkeypatch.setattr(validation, "_check_sample_weight", private_1_6)
+    X, y = data()
+    s = np.linspace(0.5, 2.0, len(y))
+    ref = LR(tol=TOL).fit(np.repeat(X, 2, axis=0), np.repeat(y, 2))
+    _same_model(LR(tol=TOL).fit(X, y, sample_weight=np.full(len(y), 2.0)), LR(tol=TOL).fit(X, y, sample_weight=2.0))
+    model = LR(tol=TOL).fit(X, y, sample_weight=s)
+    assert np.isfinite(model.objective_)
+    _same_model(LR(C=0.5, tol=TOL).fit(X, y, sample_weight=np.ones(len(y))), LR(C=0.5, tol=TOL).fit(X, y))
+    _same_model(LR(tol=TOL).fit(X, y, sample_weight=2.0), ref)  # weight 2 == each row twice
+    tikhon.regularization_path(X, y, Cs=[1.0], sample_weight=s)
+    tikhon.RidgeCV().fit(X, y, sample_weight=s)

@@ -300,20 +300,38 @@ def check_targets(y):
 
 
 def check_sample_weight(sample_weight, X):
-    """A fresh float64 array of ``n_samples`` checked weights (see the module docstring)."""
-    from sklearn.utils.validation import _check_sample_weight
-
-    s = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True,
-                             copy=True, allow_all_zero_weights=True)
+    """A fresh float64 array of ``n_samples`` checked weights (see the module docstring).
+    Written here, with scikit-learn's messages: its ``_check_sample_weight`` is private
+    and its keywords differ across the versions pyproject allows (1.6 has no
+    ``allow_all_zero_weights``)."""
+    n = X.shape[0]
+    if sample_weight is None:
+        s = np.ones(n)
+    elif isinstance(sample_weight, numbers.Real):
+        s = np.full(n, float(sample_weight))
+    else:
+        s = np.asarray(sample_weight)
+        if s.dtype.kind == "c":
+            raise ValueError("Complex data not supported: sample_weight is complex")
+        refuse_strings(s)
+        s = np.array(s, dtype=np.float64)  # a copy: never the caller's array
+        if s.ndim != 1:
+            raise ValueError(f"Sample weights must be 1D array or scalar, got {s.ndim}D array. Expected either "
+                             f"a scalar value or a 1D array of length {n}.")
+        if s.shape != (n,):
+            raise ValueError(f"sample_weight.shape == {s.shape}, expected {(n,)}!")
     if not np.all(np.isfinite(s)):
-        raise ValueError("sample_weight contains NaN or infinity")
+        what = "NaN" if np.any(np.isnan(s)) else "infinity"
+        raise ValueError(f"Input sample_weight contains {what}")
+    if np.any(s < 0):
+        raise ValueError("Negative values in data passed to `sample_weight`")
     check_magnitude("sample_weight", s)
     total = float(s.sum())
     if not total > 0:
         raise ValueError("sample_weight sums to zero: there is nothing to fit")
     if not np.isfinite(total):
         raise ValueError(f"sample_weight sums to {total}: rescale the weights")
-    return s  # scikit-learn's copy (copy=True): never the caller's array
+    return s
 
 
 def check_binary_labels(y, name="LogisticRegression"):
