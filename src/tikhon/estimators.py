@@ -164,7 +164,10 @@ class LogisticRegression(ClassifierMixin, _L2LinearModel):
     max_iter : int, default=1000
         Iterations (epochs for ``sgd``).
     class_weight : dict, "balanced" or None
-        Multiplies each sample's weight by its class's weight.
+        Multiplies each sample's weight by its class's weight; "balanced" gives class
+        ``k`` the weight ``sum(s) / (2 sum_{y_i = k} s_i)`` with the sample weights ``s``
+        (scikit-learn >= 1.7's definition; the same in LogisticRegressionCV and
+        regularization_path: :func:`tikhon._validation.class_weighted`).
     learning_rate : float or None
         Fixed step of ``gd`` / initial step of ``sgd``; ``None`` derives it from a
         Lipschitz bound.
