@@ -784,7 +784,8 @@ def test_bench_refuses_a_crafted_npz(kind, tmp_path):
 
 def test_hostile_dask_chunks_refused(tmp_path):
     """CSR chunks of a dask array are checked where they live, as the gate checks in-memory
-    CSR (before: a chunk with an out-of-range index segfaulted the worker's kernel)."""
+    CSR, for fits and lazy predictions (before: a chunk with an out-of-range index
+    segfaulted the worker's fit kernel, and scipy's product in predict)."""
     pytest.importorskip("distributed")
     proc = run_isolated(["-c", textwrap.dedent("""
         import numpy as np, scipy.sparse as sp, dask, dask.array as da, tikhon
@@ -796,12 +797,17 @@ def test_hostile_dask_chunks_refused(tmp_path):
         Xd = da.concatenate([da.from_delayed(dask.delayed(block)(i), shape=(20, 5), dtype=np.float64,
                                              meta=sp.csr_matrix((0, 5))) for i in range(2)])
         with Client(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None):
-            try:
-                tikhon.LogisticRegression().fit(Xd, y); print("ACCEPTED")
-            except ValueError as exc:
-                print("REFUSED", exc)
+            model = tikhon.LogisticRegression().fit(X, y)
+            for call in (lambda: tikhon.LogisticRegression().fit(Xd, y), lambda: model.predict(Xd).compute(),
+                         lambda: model.predict_proba(Xd).compute(), lambda: model.decision_function(Xd).compute()):
+                try:
+                    call(); print("ACCEPTED", flush=True)
+                except ValueError as exc:
+                    print("REFUSED", exc, flush=True)
         """)])
-    assert "REFUSED CSR column index 100000000" in proc.stdout, proc.stdout + proc.stderr[-2000:]
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 4, proc.stdout + proc.stderr[-2000:]
+    assert all(line.startswith("REFUSED CSR column index 100000000") for line in lines), proc.stdout
 
 
 @pytest.mark.parametrize("fmt", ["coo", "csc", "bsr"])

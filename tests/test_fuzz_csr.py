@@ -41,6 +41,10 @@ INDEX_TYPES = (np.int32, np.int64, np.uint32, np.int16)
 HOSTILE = ("index_past_end", "index_huge", "index_negative", "indptr_rises_then_falls", "indptr_decreases",
            "indptr_not_from_zero", "indptr_past_data", "indptr_too_short", "indptr_too_long",
            "indptr_negative", "data_too_short", "indices_too_short", "indices_float", "data_2d")
+PREDICT_DASK = "decision_function, predict_proba[dask]"
+# Faults another library repairs before tikhon sees the matrix: dask's graph for lazy
+# predictions rebuilds the chunk with scipy's constructor, which casts float indices.
+REPAIRED = {PREDICT_DASK: {"indices_float"}}
 DISGUISES = ("unsorted", "duplicates", "explicit_zeros", "trailing_junk", "strided_data", "strided_indices",
              "strided_indptr", "reversed_views", "read_only", "csr_array", "canonical_flag")
 
@@ -219,6 +223,22 @@ def _group(name):
             out["LogisticRegression[dual_cd]"] = lambda X: _coefs(_fit(LR, backend, X, _labels(X.shape[0]), "dual_cd"))
             out["Ridge[dual_cd]"] = lambda X: _coefs(_fit(RR, backend, X, _targets(X.shape[0]), "dual_cd"))
         return out
+    if name == "dask":  # one chunk holding the matrix itself (an in-process cluster: no copy on the way)
+        def lazy(X):
+            import dask
+            import dask.array as da
+
+            return da.from_delayed(dask.delayed(lambda: X)(), shape=X.shape, dtype=X.dtype,
+                                   meta=sp.csr_matrix((0, X.shape[1]), dtype=X.dtype))
+
+        def predictions(X):
+            model = LR(tol=TOL).fit(*_clean(X.shape[1]))
+            return model.decision_function(lazy(X)).compute(), model.predict_proba(lazy(X)).compute()
+
+        _dask_client()
+        return {"LogisticRegression[dask]": lambda X: _coefs(_fit(LR, "dask", lazy(X), _labels(X.shape[0]))),
+                "Ridge[dask]": lambda X: _coefs(_fit(RR, "dask", lazy(X), _targets(X.shape[0]))),
+                PREDICT_DASK: predictions}
     if name == "predict":
         @functools.lru_cache(maxsize=None)
         def fitted(d, ridge=False):
@@ -268,6 +288,16 @@ def _group(name):
     raise KeyError(name)
 
 
+@functools.lru_cache(maxsize=None)
+def _dask_client():
+    """One in-process cluster for the child (worker memory thresholds off, as the suite's)."""
+    import dask
+    import distributed
+
+    dask.config.set({f"distributed.worker.memory.{k}": False for k in ("target", "spill", "pause", "terminate")})
+    return distributed.Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None)
+
+
 def _coefs(model):
     return np.ravel(model.coef_), np.ravel(model.intercept_)
 
@@ -283,6 +313,8 @@ def run_batch(group, examples):
     """The hypothesis test of one group, run in this (child) process: ``examples`` cases
     per structure fault, ``3 * examples`` valid ones."""
     functions = _group(group)
+    if group == "dask":  # about 0.3 s a fit: a fifth of the cases
+        examples = max(1, examples // 5)
     for hostile in (None, *HOSTILE):
         _hypothesis_test(functions, hostile, 3 * examples if hostile is None else examples)()
 
@@ -296,6 +328,8 @@ def _hypothesis_test(functions, hostile, examples):
     def check(case):
         M, dense, label = case
         for name, function in functions.items():
+            if hostile in REPAIRED.get(name, ()):
+                continue
             print(f"{name}: {label}", file=sys.stderr, flush=True)  # the last line names a crash
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -316,7 +350,7 @@ def _hypothesis_test(functions, hostile, examples):
 def _groups():
     available = tikhon.available_backends()
     fits = [f"fit-{b}" for b in ("numpy", "numba", "cython") if b in available]
-    return [*fits, "predict", "path", "cv", "bench"]
+    return [*fits, "predict", "path", "cv", "bench", *(["dask"] if "dask" in available else [])]
 
 
 @pytest.mark.parametrize("group", _groups())

@@ -33,16 +33,21 @@ def _writable(a, dtype=None):
     return np.array(a, order="C", copy=True)
 
 
+def _checked_csr(X):
+    """A sparse chunk as CSR after the gate's structure checks (:mod:`tikhon._validation`),
+    where the chunk lives: a broken structure would make the kernels (and scipy's
+    products) read out of bounds. Another sparse format is converted once (documented)."""
+    from .._validation import check_csr_structure, check_sparse_structure
+
+    check_sparse_structure(X)
+    return check_csr_structure(X if X.format == "csr" else X.tocsr())
+
+
 def pack(X, ys):
     """The chunk tuple ``(Xt, y, s)`` for one row block ``X`` and its ``(y, s)``."""
     y, s = ys
     if sp.issparse(X):
-        from .._validation import check_csr_structure, check_sparse_structure
-
-        check_sparse_structure(X)  # the gate's structure checks (tikhon._validation), where the chunk lives
-        if X.format != "csr":
-            X = X.tocsr()  # documented: a chunk in another sparse format is converted once
-        X = check_csr_structure(X)
+        X = _checked_csr(X)
         Xt = (_writable(X.data), _writable(X.indices), _writable(X.indptr))
     else:
         Xt = (_writable(X),)
@@ -227,6 +232,8 @@ def combine(*parts):
 def margins(X, coef, b):
     """``X coef + b`` for one block, computed as the in-memory estimator does
     (product in X's dtype, then float64)."""
+    if sp.issparse(X):
+        X = _checked_csr(X)
     z = X @ np.asarray(coef, dtype=X.dtype)
     return np.asarray(z, dtype=np.float64).ravel() + b
 
