@@ -9,8 +9,8 @@
   dense when ``density`` is 1 (the default), CSR otherwise. Sizes accept ``1e6``,
   ``200k``, ``2M``.
 
-Every data set passes the estimators' validation gate once, when it is loaded
-(:func:`load_dataset`): the runner builds backends on it directly.
+Every data set passes the estimators' validation gate once, when its :class:`Dataset`
+is made (:func:`load_dataset`): the runner builds backends on it directly.
 """
 from __future__ import annotations
 
@@ -33,11 +33,17 @@ class BenchArgumentError(ValueError):
 
 @dataclass
 class Dataset:
+    """One benchmark data set. ``X`` passes the estimators' validation gate when the
+    Dataset is made (:func:`checked_X`): the runner builds backends on it directly."""
+
     name: str
     X: object
     y: np.ndarray
     spec: dict = field(default_factory=dict)
     load_seconds: float = 0.0
+
+    def __post_init__(self):
+        self.X = checked_X(self.X, self.name)
 
 
 def parse_dtype(text):
@@ -179,7 +185,9 @@ def load_dataset(spec) -> Dataset:
                                                        seed=spec["seed"])
     else:
         X, y = load_data_file(spec["path"], dtype=dtype)
-    return Dataset(spec["name"], checked_X(X, spec["name"]), np.asarray(y), dict(spec), time.perf_counter() - t0)
+    dataset = Dataset(spec["name"], X, np.asarray(y), dict(spec))  # X checked here
+    dataset.load_seconds = time.perf_counter() - t0
+    return dataset
 
 
 def checked_X(X, name):
