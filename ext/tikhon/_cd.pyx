@@ -598,3 +598,40 @@ def csr_row_norms_sq(const floating[::1] data, const integral[::1] indptr, doubl
             for k in range(indptr[i], indptr[i + 1]):
                 acc = acc + <double>data[k] * <double>data[k]
             out[i] = acc
+
+
+def csr_gram_upper(const floating[::1] data, const integral[::1] indices, const integral[::1] indptr,
+                   const double[::1] c, double[:, ::1] out):
+    """Add the upper triangle of ``X^T diag(c) X`` to ``out`` (``d x d``, C order), in
+    double: each row adds ``c_i x_ij x_il`` at ``(min(j, l), max(j, l))`` for each pair of
+    its entries, ``nnz_i (nnz_i + 1) / 2`` products, sorted indices or not (a repeated
+    column index adds its cross products twice to the diagonal, as their sum squared
+    would). The caller mirrors the strict upper triangle."""
+    cdef Py_ssize_t n = indptr.shape[0] - 1
+    cdef Py_ssize_t d = out.shape[0]
+    cdef Py_ssize_t i, p, q, j, l, start, stop
+    cdef double ci, xp, v
+    if c.shape[0] != n:
+        raise ValueError(f"c has {c.shape[0]} entries, expected {n}")
+    if out.shape[1] != d:
+        raise ValueError("out must be square")
+    with nogil:
+        for i in range(n):
+            ci = c[i]
+            if ci == 0.0:
+                continue
+            start = indptr[i]
+            stop = indptr[i + 1]
+            for p in range(start, stop):
+                j = indices[p]
+                xp = ci * <double>data[p]
+                out[j, j] += xp * <double>data[p]
+                for q in range(p + 1, stop):
+                    l = indices[q]
+                    v = xp * <double>data[q]
+                    if j < l:
+                        out[j, l] += v
+                    elif l < j:
+                        out[l, j] += v
+                    else:
+                        out[j, j] += 2.0 * v

@@ -77,6 +77,18 @@ class CythonBackend(NumpyBackend):
         self._cd.csr_rmatvec(*self._parts, d, out, squares=True)
         return out, float(d.sum())
 
+    def gram(self, c):
+        """As the base class, with the CSR Gram ``X^T diag(c) X`` accumulated by the
+        extension (``sum_i nnz_i (nnz_i + 1) / 2`` products, no temporary)."""
+        d = self.n_features
+        G = np.zeros((d + 1, d + 1))
+        upper = np.zeros((d, d))
+        self._cd.csr_gram_upper(*self._parts, np.ascontiguousarray(c, dtype=np.float64), upper)
+        G[:d, :d] = upper + np.triu(upper, 1).T
+        G[:d, d] = G[d, :d] = self.rmatvec(c)
+        G[d, d] = float(np.sum(c))
+        return G
+
     def row_norms_sq(self, chunk=8192):
         out = np.empty(self.n_samples)
         if self.duplicate_rows:
