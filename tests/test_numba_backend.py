@@ -273,9 +273,11 @@ def test_second_process_reuses_disk_cache():
     assert hits >= 1 and misses == 0, out.stdout + out.stderr
 
 
-def test_solves_run_on_one_blas_thread_and_restore_it():
-    """During a numba solve the solver's vector products use one BLAS thread (spinning
-    OpenBLAS threads would compete with Numba's); the setting is restored afterwards."""
+def test_solves_leave_the_blas_thread_count_alone():
+    """A numba solve changes no process-wide BLAS setting (another thread could observe
+    it, and OpenBLAS ignores settings from worker threads once the main thread has made
+    one); the solvers' long dot products avoid threaded BLAS calls instead
+    (tikhon.objective.dot)."""
     from threadpoolctl import threadpool_info
 
     from tikhon.backends.numba import NumbaBackend
@@ -288,7 +290,7 @@ def test_solves_run_on_one_blas_thread_and_restore_it():
     X = np.ones((4, 2))
     backend = NumbaBackend(X, np.array([1.0, -1.0, 1.0, -1.0]), np.ones(4), LOSSES["logistic"])
     with backend.solving():
-        assert set(blas_threads()) <= {1}
+        assert blas_threads() == before
     assert blas_threads() == before
 
 

@@ -4,7 +4,10 @@ Conventions
 -----------
 * Every function is a plain ``@njit(cache=True)`` function (no jitclass, no function
   objects passed in): compiled lazily on first call, per argument types, and cached on
-  disk (see :mod:`tikhon.backends.numba` for where the cache lives).
+  disk (see :mod:`tikhon.backends.numba` for where the cache lives). ``njit`` here is
+  Numba's with a cache that cannot fail a call (see "Loading" below).
+* Every call that may start a parallel region runs inside :func:`parallel_launch`
+  (see "Launching" below).
 * ``Xt`` is the data as a tuple: ``(X,)`` for a dense 2-D array (C or F order) or
   ``(data, indices, indptr)`` for CSR (int32 or int64 indices). The row-range helpers
   are generic functions whose implementation is chosen at compile time from the
@@ -25,11 +28,134 @@ Conventions
 """
 from __future__ import annotations
 
+import threading
+import warnings
+from contextlib import contextmanager
+
+import numba
 import numpy as np
-from numba import njit, prange
+from numba import prange
 from numba.extending import overload
 
-from ..objective import gap_from_gradient, relative_gap
+from ..objective import dot, gap_from_gradient, relative_gap
+
+
+# --------------------------------------------------------------------------------------
+# Loading: an on-disk cache that never fails a fit
+# --------------------------------------------------------------------------------------
+# Numba's own cache=True raises when no cache directory is writable (a read-only install:
+# "cannot cache function ...: no locator available") and when a cache file cannot be read
+# (truncated or damaged: UnpicklingError, EOFError). Here such a function is compiled in
+# memory instead, with one NumbaCacheWarning per process; a damaged file is replaced
+# (its function's index is reset, so the next save rewrites it). This uses Numba's
+# FunctionCache class and a dispatcher's ``_cache`` slot, as ``enable_caching`` does.
+try:
+    from numba.core.caching import FunctionCache as _FunctionCache
+except ImportError:  # pragma: no cover - a Numba without it: its plain cache=True
+    _FunctionCache = None
+
+_warn_lock = threading.Lock()
+_cache_warned = False
+
+
+_KEEP = "set NUMBA_CACHE_DIR to a writable directory to keep them across processes"
+
+
+def _cache_problem(message):
+    """Warn once per process that kernels are compiled without the disk cache."""
+    global _cache_warned
+    with _warn_lock:
+        if _cache_warned:
+            return
+        _cache_warned = True
+    from .numba import NumbaCacheWarning
+
+    warnings.warn(f"tikhon: {message}", NumbaCacheWarning, stacklevel=3)
+
+
+if _FunctionCache is not None:
+    class _TolerantCache(_FunctionCache):
+        """Numba's per-function disk cache; a failed read or write compiles in memory."""
+
+        def load_overload(self, sig, target_context):
+            try:
+                return super().load_overload(sig, target_context)
+            except Exception as exc:  # any unreadable file: the function compiles anew
+                _cache_problem(f"an unreadable file in Numba's kernel cache {self.cache_path} "
+                               f"was dropped ({type(exc).__name__}: {exc}); the kernel is "
+                               "compiled again and its cache file rewritten")
+                try:
+                    self.flush()  # an empty index: the next save writes a good file
+                except Exception:
+                    self.disable()
+                return None
+
+        def save_overload(self, sig, data):
+            try:
+                super().save_overload(sig, data)
+            except Exception as exc:
+                _cache_problem(f"Numba's kernel cache {self.cache_path} cannot be written "
+                               f"({type(exc).__name__}: {exc}); kernels are compiled in "
+                               f"memory (a few seconds each): {_KEEP}")
+                self.disable()
+
+
+def _enable_cache(dispatcher):
+    """Give ``dispatcher`` a disk cache, or warn once and leave it in memory."""
+    try:
+        if _FunctionCache is None:  # pragma: no cover
+            dispatcher.enable_caching()
+        else:
+            dispatcher._cache = _TolerantCache(dispatcher.py_func)
+    except Exception as exc:  # no writable directory: "no locator available"
+        _cache_problem(f"no writable directory for Numba's kernel cache ({exc}); kernels "
+                       f"are compiled in memory (a few seconds each): {_KEEP}")
+
+
+def njit(func=None, *, cache=False, **options):
+    """``numba.njit`` whose ``cache=True`` cannot fail a call (see above)."""
+
+    def decorate(f):
+        dispatcher = numba.njit(**options)(f)
+        if cache and hasattr(dispatcher, "py_func"):  # not under NUMBA_DISABLE_JIT
+            _enable_cache(dispatcher)
+        return dispatcher
+
+    return decorate if func is None else decorate(func)
+
+
+# --------------------------------------------------------------------------------------
+# Launching: parallel regions from several Python threads
+# --------------------------------------------------------------------------------------
+# Numba's omp and tbb threading layers run parallel regions launched by several Python
+# threads at once; workqueue (its fallback when neither OpenMP nor TBB is present)
+# aborts the process ("Concurrent access has been detected"). So calls that may launch
+# one are serialized by a process-wide lock until the first launch has shown which layer
+# runs, and for good under workqueue. Waiting was measured against running a waiting
+# thread's pass serially (a second, non-parallel compilation of one_pass, the same sums):
+# 4 fits of 2e5 x 50 in 4 threads on 2 busy cores, 0.73 and 1.08 s waiting, 0.57 and
+# 1.39 s serial: no consistent gain for twice the compiled kernels.
+# The thread count itself (numba.set_num_threads) is per Python thread in every layer.
+THREAD_SAFE_LAYERS = frozenset({"omp", "tbb"})
+_launch_lock = threading.Lock()
+_concurrent_ok = None  # unknown until a parallel region has run
+
+
+@contextmanager
+def parallel_launch():
+    """Hold around every call of a kernel that may start a parallel region."""
+    global _concurrent_ok
+    if _concurrent_ok:
+        yield
+        return
+    with _launch_lock:
+        yield
+        if _concurrent_ok is None:
+            try:
+                _concurrent_ok = numba.threading_layer() in THREAD_SAFE_LAYERS
+            except ValueError:  # no parallel region has run yet
+                pass
+
 
 LOGISTIC = 0
 SQUARED = 1
@@ -504,7 +630,17 @@ def batch_rows(Xt, y, s, w, b, code, rows, g):
     raise NotImplementedError
 
 
-_OV = {"cache": True}
+# The overloads' small dispatch functions are compiled with their caller and not cached
+# on their own: a cached caller never needs them, and Numba builds their dispatchers
+# itself, out of reach of the tolerant cache above.
+_OV = {"cache": False}
+
+
+# tikhon.objective.dot (long dot products in single-threaded chunks), called by the
+# objective functions these loops compile, is compiled as it is written.
+@overload(dot, jit_options=_OV)
+def _ov_dot(a, b):
+    return dot
 
 
 @overload(n_rows, jit_options=_OV)

@@ -15,8 +15,28 @@
 * Threads: row chunks run in parallel (``prange``), one private gradient buffer per
   chunk, reduced in a fixed order; results are deterministic for a fixed thread count.
   The count is ``tikhon.config_context(n_threads=...)`` if set (applied with
-  ``numba.set_num_threads`` and restored after each call), else Numba's current
-  ``numba.get_num_threads()`` (``NUMBA_NUM_THREADS``, default: all cores).
+  ``numba.set_num_threads``, which is per Python thread, and restored after each
+  call), else Numba's current ``numba.get_num_threads()`` (``NUMBA_NUM_THREADS``,
+  default: all cores).
+* Fits from several Python threads at once (user threads, ``LogisticRegressionCV(
+  n_jobs)``) are safe on every Numba threading layer and give the results of the same
+  fits run one after the other. Under ``workqueue`` (Numba's fallback when neither
+  OpenMP nor TBB is present), which cannot run two parallel regions at once, the
+  passes of concurrent fits take turns (a process-wide lock,
+  :func:`tikhon.backends._numba_kernels.parallel_launch`); under ``omp`` and ``tbb``
+  they run together.
+* BLAS: left as it is (no process-wide setting is changed during a fit). The solvers'
+  long dot products run in single-threaded chunks (:func:`tikhon.objective.dot`): a
+  threaded OpenBLAS call wakes threads that then spin and take the cores from Numba's
+  (Newton-CG on the 200k x 100k text CSR: 0.32 s chunked, 0.90 s threaded). Limiting
+  BLAS to one thread during a solve instead is not safe: the limit is process-wide,
+  overlapping solves in several threads restored it in the wrong order, and OpenBLAS
+  0.3.31 ignores ``openblas_set_num_threads`` from any thread but the main one once the
+  main thread has called it, so a limit entered or left in a worker thread may never
+  apply or never be undone. scipy's L-BFGS-B makes its own BLAS calls: ``lbfgs`` on
+  this backend with more than about 10000 features runs slower than it would with one
+  BLAS thread (measured 3.4x on the text CSR; set ``OPENBLAS_NUM_THREADS=1`` or use
+  ``threadpoolctl.threadpool_limits(1)`` around the fit, in the main thread).
 * Whole loops: ``gd_loop`` and ``sgd_loop`` run the seeds' gradient descent and
   mini-batch SGD with weight decay entirely inside Numba (see
   :mod:`tikhon.solvers.gd`, :mod:`tikhon.solvers.sgd`).
@@ -27,6 +47,10 @@ loads them instead of compiling. Numba writes the cache to ``__pycache__`` besid
 ``_numba_kernels.py`` when that directory is writable; otherwise (e.g. a read-only
 site-packages) it falls back to a per-user directory (``~/.cache/numba``, by Numba's
 rules), and ``NUMBA_CACHE_DIR=/some/writable/dir`` chooses the place explicitly.
+When no directory is writable, or a cache file cannot be read (truncated, damaged),
+the kernels concerned are compiled in memory and the fit goes on, with one
+:class:`NumbaCacheWarning` per process; a damaged file is replaced when the directory
+is writable.
 Numba itself is imported only when this backend is used (``import tikhon`` stays light).
 """
 from __future__ import annotations
@@ -39,7 +63,11 @@ import numpy as np
 from .._config import resolve_threads
 from ._base import Backend, input_format
 
-__all__ = ["NumbaBackend"]
+__all__ = ["NumbaBackend", "NumbaCacheWarning"]
+
+
+class NumbaCacheWarning(UserWarning):
+    """Numba's on-disk kernel cache could not be used; kernels were compiled in memory."""
 
 
 # Passes over fewer stored entries than this run on one thread: below it the fork/join
@@ -86,41 +114,43 @@ class NumbaBackend(Backend):
         # work per pass, to run small problems on one thread (no fork/join cost)
         self._work = X.nnz if input_format(X) == "csr" else X.shape[0] * X.shape[1]
 
-    @contextmanager
-    def _threads(self):
-        """The thread count for one call: ``config_context(n_threads=...)`` if set (applied
-        with ``numba.set_num_threads`` and restored after), else Numba's current count;
-        1 when a pass is too small to gain from threads."""
+    def _thread_count(self):
+        """Threads for this thread's passes: ``config_context(n_threads=...)`` if set, else
+        Numba's current count for this thread; 1 when a pass is too small to gain."""
         import numba
 
-        wanted = resolve_threads()
         if self._work < MIN_PARALLEL_WORK:
-            wanted = 1
+            return 1
+        wanted = resolve_threads()
+        if wanted is None:
+            return numba.get_num_threads()
+        return max(1, min(int(wanted), numba.config.NUMBA_NUM_THREADS))
+
+    @contextmanager
+    def _launch(self):
+        """Around one kernel call that may start a parallel region: its thread count
+        (set with ``numba.set_num_threads``, per Python thread, restored after) and the
+        launch guard of the threading layer (see the module docstring)."""
+        import numba
+
+        wanted = self._thread_count()
         current = numba.get_num_threads()
-        if wanted is None or wanted == current:
-            yield current
-            return
-        wanted = max(1, min(int(wanted), numba.config.NUMBA_NUM_THREADS))
-        numba.set_num_threads(wanted)
-        try:
-            yield wanted
-        finally:
-            numba.set_num_threads(current)
+        with self._k.parallel_launch():
+            if wanted == current:
+                yield current
+                return
+            numba.set_num_threads(wanted)
+            try:
+                yield wanted
+            finally:
+                numba.set_num_threads(current)
 
     # ---- products ----
-    def solving(self):
-        """One BLAS thread during a solve: the passes over X run on Numba's threads, and
-        OpenBLAS threads left spinning after the solver's vector products would compete
-        with them (measured: Newton-CG 1.6x slower on 200k x 100k CSR, 2 cores)."""
-        from threadpoolctl import threadpool_limits
-
-        return threadpool_limits(limits=1, user_api="blas")
-
     def _pass(self, op, w, b=0.0, rowvec=None, out=None):
         k = self._k
         rowvec = self._empty if rowvec is None else rowvec
         out = self._empty if out is None else out
-        with self._threads() as T:
+        with self._launch() as T:
             return k.one_pass(op, self._Xt, self._y, self._s, w, float(b), self._code,
                               rowvec, out, T)
 
@@ -178,7 +208,7 @@ class NumbaBackend(Backend):
         w = _f64(w).copy()
         values = np.empty(int(max_steps) + 2)
         start = time.perf_counter()
-        with self._threads() as T:
+        with self._launch() as T:
             status, steps, n_values, b, cert = k.gd_loop(
                 self._Xt, self._y, self._s, self._code, w, float(b), bool(fit_intercept),
                 float(decay), float(scale), float(lam), *anchors, float(tol),
@@ -195,7 +225,7 @@ class NumbaBackend(Backend):
         w = _f64(w).copy()
         values = np.empty(int(epoch_stop) - int(epoch0) + 1)
         start = time.perf_counter()
-        with self._threads() as T:
+        with self._launch() as T:
             status, epoch, b, cert, t = k.sgd_loop(
                 self._Xt, self._y, self._s, self._code, w, float(b), bool(fit_intercept), rng,
                 _f64(steps), _f64(decays), int(t0), int(batch_size), float(weight_sum),

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..objective import dot
 from ._common import FitResult, History, certified
 
 __all__ = ["solve"]
@@ -42,20 +43,20 @@ def conjugate_gradient(hess_vec, g, rtol, max_iter, inv_diag):
     r = -g.copy()
     z = inv_diag * r
     d = z.copy()
-    rz = float(np.dot(r, z))
-    target = rtol * rtol * float(np.dot(r, r))
+    rz = float(dot(r, z))
+    target = rtol * rtol * float(dot(r, r))
     for k in range(max_iter):
-        if float(np.dot(r, r)) <= target:
+        if float(dot(r, r)) <= target:
             return p, k
         hd = hess_vec(d)
-        curvature = float(np.dot(d, hd))
+        curvature = float(dot(d, hd))
         if curvature <= 0:
             return (p if k else -g), k
         alpha = rz / curvature
         p += alpha * d
         r -= alpha * hd
         z = inv_diag * r
-        rz_new = float(np.dot(r, z))
+        rz_new = float(dot(r, z))
         d = z + (rz_new / rz) * d
         rz = rz_new
     return p, max_iter
@@ -98,9 +99,9 @@ def solve(problem, theta0, tol, max_iter, max_cg_iter=250, armijo=1e-4):
         hess_vec = None  # its curvature weights (an n-vector) go before the trial pass makes new ones
         cg_total += cg_iter
         precondition = precondition or cg_iter > PRECONDITION_AFTER
-        slope = float(np.dot(grad, direction))
+        slope = float(dot(grad, direction))
         if slope >= 0:  # not a descent direction (rounding): fall back to steepest descent
-            direction, slope = -grad, -float(np.dot(grad, grad))
+            direction, slope = -grad, -float(dot(grad, grad))
         step, at_rounding = 1.0, False
         for _ in range(40):
             trial = theta + step * direction
