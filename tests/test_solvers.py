@@ -130,3 +130,25 @@ def test_choose_solver():
     assert choose_solver("lbfgs", "logistic") == "lbfgs"
     with pytest.raises(ValueError, match="unknown solver 'cg'; valid solvers are auto, " + ", ".join(SOLVERS)):
         choose_solver("cg", "logistic")
+
+
+def test_auto_follows_the_cost_model():
+    """auto takes Newton-Cholesky where a Gram pass is cheap: narrow dense ridge and
+    logistic, a9a on the compiled CSR Gram; Newton-CG on wide data and on dask."""
+    from tikhon.backends.numpy import NumpyBackend
+    from tikhon.objective import LOSSES
+
+    rng = np.random.default_rng(0)
+
+    def backend(n, d, cls=NumpyBackend):
+        return cls(rng.standard_normal((n, d)), np.ones(n), np.ones(n), LOSSES["squared"])
+
+    assert choose_solver("auto", "squared", backend(1000, 20)) == "newton_cholesky"
+    assert choose_solver("auto", "squared", backend(1000, 400)) == "newton_cholesky"
+    assert choose_solver("auto", "squared", backend(2000, 2000)) == "newton"
+    assert choose_solver("auto", "logistic", backend(1000, 20)) == "newton_cholesky"
+    assert choose_solver("auto", "logistic", backend(1000, 200)) == "newton"
+    X, y = tikhon.datasets.load_a9a()
+    model = tikhon.LogisticRegression().fit(X, y)
+    assert model.backend_ == "cython" and model.solver_ == "newton_cholesky"
+    assert tikhon.LogisticRegression(backend="numpy").fit(X, y).solver_ == "newton"  # scipy's Gram: costly

@@ -32,6 +32,7 @@ from sklearn.model_selection import check_cv
 from ._config import resolve_backend
 from . import _validation as V
 from .estimators import LogisticRegression, Ridge
+from .objective import DEFAULT_TOL
 from .path import RidgeSpectrum, _grid, _solve_path, _use_eigh, _validate
 
 __all__ = ["LogisticRegressionCV", "RidgeCV"]
@@ -112,7 +113,7 @@ class LogisticRegressionCV(LogisticRegression):
     """
 
     def __init__(self, *, Cs=10, fit_intercept=True, cv=None, scoring=None, solver="auto", backend=None,
-                 tol=1e-6, max_iter=1000, class_weight=None, n_jobs=None, refit=True):
+                 tol=DEFAULT_TOL, max_iter=1000, class_weight=None, n_jobs=None, refit=True):
         self.Cs = Cs
         self.fit_intercept = fit_intercept
         self.cv = cv
@@ -229,7 +230,7 @@ class RidgeCV(Ridge):
     """
 
     def __init__(self, alphas=(0.1, 1.0, 10.0), *, fit_intercept=True, cv=None, scoring=None, solver="auto",
-                 backend=None, tol=1e-6, max_iter=1000, n_jobs=None):
+                 backend=None, tol=DEFAULT_TOL, max_iter=1000, n_jobs=None):
         self.alphas = alphas
         self.fit_intercept = fit_intercept
         self.cv = cv

@@ -27,7 +27,7 @@ from . import _validation as V
 from . import solvers
 from ._config import resolve_backend
 from .backends import get_backend, input_format
-from .objective import Objective
+from .objective import DEFAULT_TOL, Objective
 
 __all__ = ["LogisticRegression", "Ridge"]
 
@@ -60,10 +60,11 @@ class _L2LinearModel(BaseEstimator):
         (hyperparameters already checked by ``_check_params``)."""
         objective = Objective(self._loss, self._lam(), bool(self.fit_intercept))
         backend_name = resolve_backend(self.backend)
-        solver = solvers.choose_solver(self.solver, self._loss)
-        loop = solver if solver in solvers.BACKEND_LOOPS else None
+        solvers.choose_solver(self.solver, self._loss)  # an unknown name fails before any work
+        loop = self.solver if self.solver in solvers.BACKEND_LOOPS else None
         backend_cls = get_backend(backend_name, X, loop=loop)
         backend = backend_cls(X, y_signed, sample_weight, objective.pointwise)
+        solver = solvers.choose_solver(self.solver, self._loss, backend)  # auto: by the cost model
 
         theta0 = np.zeros(objective.n_params(X.shape[1]))
         if objective.fit_intercept:  # start from the best constant model
@@ -150,14 +151,16 @@ class LogisticRegression(ClassifierMixin, _L2LinearModel):
     C : float, default=1.0
         Inverse penalty strength, ``lam = 1 / C``.
     fit_intercept : bool, default=True
-    solver : {"auto", "newton", "lbfgs", "gd", "sgd", "dual_cd"}, default="auto"
-        ``auto`` is ``newton``. ``gd`` is the seeds' gradient descent with weight
+    solver : {"auto", "newton", "newton_cholesky", "lbfgs", "gd", "sgd", "dual_cd"}, default="auto"
+        ``auto`` is ``newton_cholesky`` where a Gram pass is cheap (few features, or
+        few nonzeros a row on the cython backend), else ``newton`` (see
+        :func:`tikhon.solvers.choose_solver`). ``gd`` is the seeds' gradient descent with weight
         decay, ``sgd`` its mini-batch stochastic version, ``dual_cd`` dual coordinate
         descent on CSR input (backend ``cython``).
     backend : str or None, default=None
         Kernel set (``"numpy"``, ``"auto"``, ...). ``None`` defers to
         :func:`tikhon.config_context`, then ``TIKHON_BACKEND``, then ``"auto"``.
-    tol : float, default=1e-6
+    tol : float, default=1e-8
         Stop when the relative duality gap ``(P - D) / D``, an upper bound on the
         relative suboptimality ``(P - P*) / P*``, is ``<= tol`` (see
         :mod:`tikhon.objective`); ``converged_`` says whether it was reached.
@@ -197,7 +200,7 @@ class LogisticRegression(ClassifierMixin, _L2LinearModel):
 
     _loss = "logistic"
 
-    def __init__(self, C=1.0, *, fit_intercept=True, solver="auto", backend=None, tol=1e-6,
+    def __init__(self, C=1.0, *, fit_intercept=True, solver="auto", backend=None, tol=DEFAULT_TOL,
                  max_iter=1000, class_weight=None, learning_rate=None, batch_size=256,
                  random_state=None):
         self.C = C
@@ -277,8 +280,9 @@ class Ridge(RegressorMixin, _L2LinearModel):
     of ``sklearn.linear_model.Ridge(alpha=alpha)`` (whose objective is twice this).
 
     Parameters are those of :class:`LogisticRegression` with ``alpha`` (> 0) in
-    place of ``C`` and no ``class_weight``; ``solver="auto"`` is ``newton`` (one
-    conjugate-gradient solve of the normal equations). ``coef_`` has shape
+    place of ``C`` and no ``class_weight``; ``solver="auto"`` is ``newton_cholesky``
+    (the direct solve of the normal equations) up to a few hundred features, else
+    ``newton`` (conjugate gradients). ``coef_`` has shape
     (n_features,) and ``intercept_`` is a float.
 
     Input: as :class:`LogisticRegression`, with real targets ``y`` (finite, 1-D,
@@ -287,7 +291,7 @@ class Ridge(RegressorMixin, _L2LinearModel):
 
     _loss = "squared"
 
-    def __init__(self, alpha=1.0, *, fit_intercept=True, solver="auto", backend=None, tol=1e-6,
+    def __init__(self, alpha=1.0, *, fit_intercept=True, solver="auto", backend=None, tol=DEFAULT_TOL,
                  max_iter=1000, learning_rate=None, batch_size=256, random_state=None):
         self.alpha = alpha
         self.fit_intercept = fit_intercept

@@ -13,8 +13,8 @@ Two methods:
   first from ``w = 0`` and the best constant intercept; from the third point on, from
   the secant through the last two solutions in ``log lam`` when that has the lower
   objective — on a9a and reuters over 20 values of C it saves a fifth of the Newton
-  steps). Solutions near each other make Newton converge in a few steps. ``solver="auto"`` is Newton-CG here, not dual
-  CD: dual CD starts from its own dual point (it cannot use a primal warm start) and
+  steps). Solutions near each other make Newton converge in a few steps. ``solver="auto"`` is a Newton solver here (as for
+  the estimators), not dual CD: dual CD starts from its own dual point (it cannot use a primal warm start) and
   converges more slowly from a warm primal point than Newton does.
 * ``"eigh"`` (ridge only): one symmetric eigendecomposition of the weighted, centred
   Gram matrix of the smaller side (``X^T S X`` when ``n >= d``, ``X X^T`` otherwise;
@@ -44,7 +44,7 @@ from . import _validation as V
 from . import solvers
 from ._config import resolve_backend
 from .backends import get_backend
-from .objective import Objective
+from .objective import DEFAULT_TOL, Objective
 from .solvers import Problem
 
 __all__ = ["PathResult", "regularization_path", "default_grid"]
@@ -168,7 +168,7 @@ def _use_eigh(X, n_grid):
 
 # ---------------------------------------------------------------- the public function
 def regularization_path(X, y, Cs=None, *, alphas=None, model="logistic", backend=None, solver="auto",
-                        method="auto", tol=1e-6, max_iter=1000, sample_weight=None, class_weight=None,
+                        method="auto", tol=DEFAULT_TOL, max_iter=1000, sample_weight=None, class_weight=None,
                         fit_intercept=True):
     """Solve one L2-regularized problem over a grid of ``C`` (logistic) or ``alpha`` (ridge).
 
@@ -182,7 +182,7 @@ def regularization_path(X, y, Cs=None, *, alphas=None, model="logistic", backend
     alphas : int or list of float, ridge only (same convention)
     model : {"logistic", "ridge"}
     backend, solver, tol, max_iter : as for :class:`tikhon.LogisticRegression`;
-        ``solver="auto"`` is ``newton`` (warm-startable).
+        ``solver="auto"`` is chosen as for the estimators (a Newton solver, warm-startable).
     method : {"auto", "warm_start", "eigh"}
         ``eigh`` (ridge only): one eigendecomposition for the whole path.
     sample_weight, class_weight (logistic), fit_intercept : as for the estimators.
@@ -222,10 +222,11 @@ def _solve_path(X, t, s, grid, lams, loss, name, fit_intercept, backend, solver,
     ``theta0``, if given, starts the first warm-started point)."""
     model = model or ("logistic" if loss == "logistic" else "ridge")
     backend_name = resolve_backend(backend)
-    solver = solvers.choose_solver(solver, loss)
+    solvers.choose_solver(solver, loss)  # an unknown name fails before any work
     loop = solver if solver in solvers.BACKEND_LOOPS else None
     backend_cls = get_backend(backend_name, X, loop=loop)
     be = backend_cls(X, t, s, Objective(loss, 1.0, fit_intercept).pointwise)
+    solver = solvers.choose_solver(solver, loss, be)  # auto: by the cost model, for the whole grid
 
     n_grid, d = grid.size, X.shape[1]
     out = dict(coefs=np.zeros((n_grid, d)), intercepts=np.zeros(n_grid), objectives=np.zeros(n_grid),

@@ -168,6 +168,14 @@ class Backend:
     # float64 one such block at a time).
     GRAM_BLOCK_VALUES = 1 << 20
 
+    def gram_cost(self):
+        """The cost of one :meth:`gram` in passes over X (the cost model of
+        :func:`tikhon.solvers.choose_solver`): ``0.15 d`` for dense X (BLAS syrk against a
+        streamed pass), ``9`` nonzeros a row for scipy's CSR product."""
+        if input_format(self.X) == "csr":
+            return 9.0 * self.X.nnz / max(1, self.n_samples)
+        return 0.15 * self.n_features
+
     def gram(self, c):
         """``[X 1]^T diag(c) [X 1]`` for weights ``c >= 0``, a ``(d + 1) x (d + 1)`` float64
         matrix (the last row and column are those of the intercept's constant column).

@@ -77,6 +77,11 @@ class CythonBackend(NumpyBackend):
         self._cd.csr_rmatvec(*self._parts, d, out, squares=True)
         return out, float(d.sum())
 
+    def gram_cost(self):
+        """A compiled CSR Gram costs about a third of a pass per nonzero of a row (a9a:
+        1.5 ms against 0.3 ms for a pass)."""
+        return 0.33 * self.X.nnz / max(1, self.n_samples)
+
     def gram(self, c):
         """As the base class, with the CSR Gram ``X^T diag(c) X`` accumulated by the
         extension (``sum_i nnz_i (nnz_i + 1) / 2`` products, no temporary)."""

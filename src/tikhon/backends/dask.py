@@ -441,6 +441,13 @@ class DaskBackend(Backend):
         g, _, gb = self._split(self._reduce(self._launch(C.weighted_hess, v, vb, _UNIT_T)))
         return g, float(gb)
 
+    def gram_cost(self):
+        return float("inf")  # no Gram on the cluster: auto never picks newton_cholesky here
+
+    def loss_grad_gram(self, w, b):
+        raise ValueError("backend 'dask' does not run the 'newton_cholesky' solver (it forms the "
+                         "d x d Hessian); use solver='newton' or 'lbfgs'")
+
     def batch_loss_grad(self, w, b, rows):
         raise ValueError("backend 'dask' does not run the 'sgd' solver (one round trip per mini-batch); "
                          "use solver='newton' or 'lbfgs'")

@@ -24,19 +24,46 @@ SOLVERS = {
 BACKEND_LOOPS = frozenset({"dual_cd"})
 
 
-def choose_solver(name, loss):
-    """Resolve ``"auto"`` to Newton-CG, for every loss and input.
+# The cost model of ``auto`` (figures: single-threaded fits to tol 1e-6, min of 5,
+# /work notes of 2026-12-01; costs counted in passes over X, so that the rule is the
+# same on every machine and a fit's choice is repeatable):
+# * a Gram pass costs ``Backend.gram_cost()`` passes: 0.15 d for dense X (BLAS syrk:
+#   20 ms against 1 ms for a pass at 20000 x 128), 0.33 nnz/row for the compiled CSR
+#   Gram (a9a: 1.5 ms against 0.3 ms a pass), 9 nnz/row for scipy's sparse product;
+# * Newton-CG costs 1 + 2 k passes a Newton step, k the CG products (3-8 on
+#   well-conditioned data, 10-40 on one-hot data such as a9a); ridge's one quadratic
+#   needs 5-7 steps of it;
+# * Newton-Cholesky costs 1 pass plus a Gram plus the Cholesky a step, ridge 1 step.
+# Measured crossovers: ridge, Cholesky 0.2-0.6x the time of CG up to d = 512 dense (1.1-2x
+# at d = 1024); logistic on a9a 0.15-0.3x; logistic on Gaussian dense data 1.0-1.3x at
+# d <= 32 (CG needs only ~3 products there) and 2-8x at d >= 128. Hence: ridge takes
+# Cholesky while a Gram costs at most RIDGE_GRAM_PASSES passes, logistic while it costs
+# at most LOGISTIC_GRAM_PASSES; Newton-CG itself moves to the explicit Hessian when its
+# CG products cost more than a Gram (see tikhon.solvers.newton).
+RIDGE_GRAM_PASSES = 80.0
+LOGISTIC_GRAM_PASSES = 8.0
 
-    Measured (``tikhon bench``, time to 1e-6 relative suboptimality, one run each):
-    Newton-CG beats dual CD on a9a (0.14-0.31 s vs 0.56-0.98 s, C in 0.1..10) and on
-    synthetic text 200k x 100k with 7.5M nonzeros (1.06 s vs 2.50 s at C=1), and loses
-    only on reuters (about 0.11 s vs 0.08 s); L-BFGS is 4x to 10x slower on a9a. So
-    ``dual_cd`` runs when asked for by name."""
-    if name == "auto":
+
+def choose_solver(name, loss, backend=None):
+    """Resolve ``"auto"`` by the cost model above, given the backend (an instance)
+    the fit runs on; ``"newton"`` when no backend is given. Other names are checked
+    and returned as they are."""
+    if name != "auto":
+        if name not in SOLVERS:
+            raise ValueError(f"unknown solver {name!r}; valid solvers are auto, {', '.join(SOLVERS)}")
+        return name
+    if backend is None:
         return "newton"
-    if name not in SOLVERS:
-        raise ValueError(f"unknown solver {name!r}; valid solvers are auto, {', '.join(SOLVERS)}")
-    return name
+    limit = RIDGE_GRAM_PASSES if loss == "squared" else LOGISTIC_GRAM_PASSES
+    return "newton_cholesky" if cholesky_passes(backend) <= limit else "newton"
+
+
+def cholesky_passes(backend):
+    """A Gram plus a Cholesky factorization, in passes over X: ``gram_cost()`` plus
+    ``d^3 / 3`` flops against the ``n d`` reads of a pass (a flop costing a fifth of a
+    read, as BLAS-3 against a streamed pass measures here)."""
+    n, d = backend.n_samples, backend.n_features
+    return backend.gram_cost() + 0.2 * (d ** 3 / 3.0) / max(1.0, float(n) * d)
 
 
 def run(name, objective, backend, theta0, tol, max_iter, **options) -> FitResult:
