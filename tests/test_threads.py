@@ -151,3 +151,47 @@ def test_long_dot_products_do_not_depend_on_the_blas_thread_count():
     assert threaded == sum(chunks)
     assert threaded == pytest.approx(float(np.dot(a, b)), rel=1e-12)
     assert dot(a[:100], b[:100]) == np.dot(a[:100], b[:100])
+
+
+_DASK_BESIDE_NUMBA = textwrap.dedent(r"""
+    import json, threading
+    import numpy as np
+    import dask.array as da
+    from distributed import Client
+    import tikhon
+
+    if __name__ == "__main__":
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((40000, 20))
+        y = np.where(X[:, 0] + rng.standard_normal(40000) > 0, 1, -1)
+        with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None):
+            Xd = da.from_array(X, chunks=(5000, 20))
+            on_dask = lambda: tikhon.LogisticRegression().fit(Xd, y).coef_.tolist()
+            on_numba = lambda: tikhon.LogisticRegression(backend="numba").fit(X, y).coef_.tolist()
+            refs = (on_dask(), on_numba())
+            same = []
+            def run(fit, ref, times):
+                for _ in range(times):
+                    same.append(fit() == ref)
+            threads = [threading.Thread(target=run, args=(on_dask, refs[0], 2)),
+                       threading.Thread(target=run, args=(on_numba, refs[1], 4))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            print(json.dumps(same))
+""")
+
+
+def test_in_process_dask_workers_beside_a_numba_fit_under_workqueue():
+    """The dask backend's unit tasks and the numba backend share one launch guard.
+    Before: each had its own lock, and a numba fit beside in-process dask workers
+    aborted the process under workqueue."""
+    pytest.importorskip("distributed")
+    env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue", NUMBA_NUM_THREADS="2")
+    env.pop("TIKHON_BACKEND", None)
+    out = subprocess.run([sys.executable, "-c", _DASK_BESIDE_NUMBA], env=env, capture_output=True,
+                         text=True, timeout=900)
+    assert out.returncode == 0, f"exit {out.returncode}: {out.stderr[-3000:]}"
+    same = json.loads(out.stdout.strip().splitlines()[-1])
+    assert same == [True] * 6

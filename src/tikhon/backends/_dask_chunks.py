@@ -16,14 +16,11 @@ worker process), so they are copied to writable aligned arrays: chunks once, in
 """
 from __future__ import annotations
 
-import threading
 from contextlib import contextmanager
 
 import numpy as np
 import scipy.sparse as sp
 
-_LOCK = threading.Lock()
-_CONCURRENT_OK = None  # whether the Numba threading layer allows concurrent launches
 
 
 def _writable(a, dtype=None):
@@ -84,22 +81,15 @@ def _numba_threads(T):
 
 
 def _one_pass(op, chunk, w, b, code, rowvec, out, T):
-    """``one_pass`` on a chunk. Numba's ``workqueue`` threading layer aborts the process
-    when two threads launch parallel kernels at once (possible in a worker with several
-    threads), so calls are serialized until the layer in use is known to be safe."""
-    global _CONCURRENT_OK
+    """``one_pass`` on a chunk, inside the numba backend's launch guard: Numba's
+    ``workqueue`` threading layer aborts the process when two threads launch parallel
+    kernels at once (a worker with several threads, or an in-process worker beside a
+    numba fit), so launches share one process-wide lock where the layer needs it."""
     from . import _numba_kernels as k
 
     Xt, y, s = chunk
-    with _numba_threads(T) as T:
-        if _CONCURRENT_OK:
-            return k.one_pass(op, Xt, y, s, w, float(b), code, rowvec, out, T)
-        with _LOCK:
-            result = k.one_pass(op, Xt, y, s, w, float(b), code, rowvec, out, T)
-            import numba
-
-            _CONCURRENT_OK = numba.threading_layer() != "workqueue"
-        return result
+    with _numba_threads(T) as T, k.parallel_launch():
+        return k.one_pass(op, Xt, y, s, w, float(b), code, rowvec, out, T)
 
 
 def _vec(v):
