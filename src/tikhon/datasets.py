@@ -25,14 +25,14 @@ def load_a9a(dtype=np.float64):
 
 
 def load_svmlight(path, n_features=None, dtype=np.float64):
-    """Read an svmlight/LIBSVM file (plain, .bz2, .gz, or .xz) into ``(X_csr, y)``."""
+    """Read an svmlight/LIBSVM file (plain, or gzip/bz2/xz compressed: recognized by its
+    content, whatever its name) into ``(X_csr, y)``."""
     from sklearn.datasets import load_svmlight_file
 
-    path = str(path)
-    if path.endswith(".xz"):
-        with lzma.open(path) as f:
-            return load_svmlight_file(f, n_features=n_features, dtype=dtype)
-    return load_svmlight_file(path, n_features=n_features, dtype=dtype)
+    from ._datafiles import compression_of, open_data
+
+    with open_data(path, compression_of(path)) as f:
+        return load_svmlight_file(f, n_features=n_features, dtype=dtype)
 
 
 def _labels(rng, X, n_features, noise):

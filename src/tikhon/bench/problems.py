@@ -3,8 +3,8 @@
 ``--data`` accepts
 
 * ``a9a``: the embedded default data set (CSR 32561 x 123);
-* a path: svmlight/LIBSVM text (plain, .bz2, .gz, .xz), or ``.npz`` / ``.npy`` (see
-  :func:`load_data_file`);
+* a path: svmlight/LIBSVM or dense (CSV, whitespace-separated) text, plain or
+  gzip/bz2/xz compressed, or ``.npz`` / ``.npy`` (see :mod:`tikhon._datafiles`);
 * ``synthetic:n=...,d=...,density=...,dtype=...[,seed=...]``: seeded two-class data,
   dense when ``density`` is 1 (the default), CSR otherwise. Sizes accept ``1e6``,
   ``200k``, ``2M``.
@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
+
+from .._datafiles import load_data_file  # re-exported: the reader lives in tikhon._datafiles
 
 __all__ = ["BenchArgumentError", "Dataset", "checked_X", "describe", "load_data_file", "load_dataset",
            "parse_data_spec", "x_bytes"]
@@ -105,68 +107,6 @@ def parse_data_spec(text, default_dtype=np.float64):
     base = os.path.basename(text)
     return {"kind": "file", "path": text, "name": base.split(".")[0] or base,
             "dtype": np.dtype(default_dtype).name}
-
-
-def load_data_file(path, dtype=np.float64, n_features=None, labels=None, need_labels=True):
-    """Read ``(X, y)`` from a data file; ``y`` is ``None`` when the file holds none.
-
-    * ``.npz``: arrays ``X`` and ``y`` (dense), or a CSR matrix written by
-      ``scipy.sparse.save_npz`` (keys ``data, indices, indptr, shape``) with an optional
-      ``y`` array added; read with ``allow_pickle=False``;
-    * ``.npy``: the 2-D feature matrix only (labels from ``labels``, another .npy file);
-    * anything else: svmlight/LIBSVM text (plain, .bz2, .gz, .xz); ``n_features`` pads a
-      test file that mentions fewer features than the model has.
-    """
-    from ..datasets import load_svmlight
-
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise BenchArgumentError(f"data file {path!r} does not exist")
-    y = None
-    try:
-        if path.endswith(".npz"):
-            with np.load(path, allow_pickle=False) as npz:
-                keys = set(npz.files)
-                if {"data", "indices", "indptr", "shape"} <= keys:
-                    for name in ("indices", "indptr", "shape"):  # scipy would cast float indices silently
-                        if npz[name].dtype.kind not in "iu":
-                            raise BenchArgumentError(f"{path}: CSR {name} must be integers, got {npz[name].dtype}")
-                    X = sp.csr_matrix((npz["data"], npz["indices"], npz["indptr"]), shape=tuple(npz["shape"]))
-                elif "X" in keys:
-                    X = npz["X"]
-                else:
-                    raise BenchArgumentError(
-                        f"{path}: an .npz data file holds arrays X and y, or a CSR matrix (scipy.sparse.save_npz) "
-                        f"plus y; found {sorted(keys)}")
-                y = npz["y"] if "y" in keys else None
-        elif path.endswith(".npy"):
-            X = np.load(path, allow_pickle=False, mmap_mode="r")
-        else:
-            X, y = load_svmlight(path, n_features=n_features, dtype=dtype)
-    except BenchArgumentError:
-        raise
-    except (ValueError, TypeError, OSError, EOFError) as exc:  # TypeError: e.g. an .npz shape of floats
-        raise BenchArgumentError(f"cannot read data file {path!r}: {exc}") from None
-    if labels is not None:
-        try:
-            y = np.load(labels, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise BenchArgumentError(f"cannot read labels file {labels!r}: {exc}") from None
-    if X.ndim != 2:
-        raise BenchArgumentError(f"{path}: the feature matrix must be 2-D, got shape {X.shape}")
-    if sp.issparse(X):
-        X = X.tocsr().astype(dtype, copy=False)
-    else:
-        X = np.asarray(X, dtype=dtype)
-    if n_features is not None and X.shape[1] < n_features and sp.issparse(X):
-        X = sp.csr_matrix((X.data, X.indices, X.indptr), shape=(X.shape[0], n_features))
-    if y is not None:
-        y = np.asarray(y).ravel()
-        if y.shape[0] != X.shape[0]:
-            raise BenchArgumentError(f"{path}: {X.shape[0]} rows but {y.shape[0]} labels")
-    elif need_labels:
-        raise BenchArgumentError(f"{path}: no labels (a .npy file holds X only: give --labels FILE.npy)")
-    return X, y
 
 
 def load_dataset(spec) -> Dataset:
