@@ -152,3 +152,24 @@ def test_auto_follows_the_cost_model():
     model = tikhon.LogisticRegression().fit(X, y)
     assert model.backend_ == "cython" and model.solver_ == "newton_cholesky"
     assert tikhon.LogisticRegression(backend="numpy").fit(X, y).solver_ == "newton"  # scipy's Gram: costly
+
+
+def test_newton_cg_moves_to_the_explicit_hessian_when_cg_costs_more():
+    """On a9a at C=100 CG needs more products per step than a compiled CSR Gram costs:
+    Newton-CG finishes with Newton-Cholesky (same optimum); with scipy's costly Gram
+    (numpy backend) it stays with CG."""
+    from tikhon.objective import Objective
+
+    X, y = tikhon.datasets.load_a9a()
+    y = np.where(y > 0, 1.0, -1.0)
+    objective = Objective("logistic", 0.01, True)
+    results = {}
+    for name in ("cython", "numpy"):
+        backend = get_backend(name, X)(X, y, np.ones(X.shape[0]), objective.pointwise)
+        theta0 = np.zeros(objective.n_params(X.shape[1]))
+        results[name] = run("newton", objective, backend, theta0, 1e-10, 100)
+    assert "explicit Hessian" in results["cython"].message
+    assert "explicit Hessian" not in results["numpy"].message
+    for r in results.values():
+        assert r.converged and r.relative_gap <= 1e-10
+    assert abs(results["cython"].objective - results["numpy"].objective) <= 1e-9 * results["numpy"].objective

@@ -54,16 +54,10 @@ def choose_solver(name, loss, backend=None):
         return name
     if backend is None:
         return "newton"
+    from .newton_cholesky import cost_in_passes
+
     limit = RIDGE_GRAM_PASSES if loss == "squared" else LOGISTIC_GRAM_PASSES
-    return "newton_cholesky" if cholesky_passes(backend) <= limit else "newton"
-
-
-def cholesky_passes(backend):
-    """A Gram plus a Cholesky factorization, in passes over X: ``gram_cost()`` plus
-    ``d^3 / 3`` flops against the ``n d`` reads of a pass (a flop costing a fifth of a
-    read, as BLAS-3 against a streamed pass measures here)."""
-    n, d = backend.n_samples, backend.n_features
-    return backend.gram_cost() + 0.2 * (d ** 3 / 3.0) / max(1.0, float(n) * d)
+    return "newton_cholesky" if cost_in_passes(backend) <= limit else "newton"
 
 
 def run(name, objective, backend, theta0, tol, max_iter, **options) -> FitResult:

@@ -22,6 +22,13 @@ accepted when it reduces ``||grad P||_1`` by a tenth instead; when it does not, 
 iterate is optimal to rounding (e.g. float32 data, whose margins carry ~1e-7 relative
 error, cannot give a gradient below that level) and the solver stops and says so.
 
+Switch to the explicit Hessian: when a Newton step's CG products (two passes each)
+cost more than an iteration of Newton-Cholesky would (a Gram pass and a Cholesky
+factorization, :func:`tikhon.solvers.newton_cholesky.cost_in_passes`, counted in
+passes, so that the switch is repeatable), the remaining steps are Newton-Cholesky's
+from the current iterate: ill-conditioned data with few features (one-hot columns,
+large C) stops paying for ever longer CG runs.
+
 Fallback: if CG meets non-positive curvature (possible only through rounding), the
 direction found so far (or ``-g``) is used; if the line search cannot decrease
 ``P`` (the iterate is optimal to rounding), the solver stops and says so.
@@ -80,7 +87,10 @@ PRECONDITION_AFTER = 10
 
 
 def solve(problem, theta0, tol, max_iter, max_cg_iter=250, armijo=1e-4):
+    from .newton_cholesky import cost_in_passes
+
     m = problem.weight_sum
+    switch_after = cost_in_passes(problem.backend)  # CG products worth one Cholesky iteration
     history = History()
     theta = np.array(theta0, dtype=np.float64)
     value, grad, hess_vec = problem.value_grad_hessian(theta)
@@ -123,5 +133,23 @@ def solve(problem, theta0, tol, max_iter, max_cg_iter=250, armijo=1e-4):
         theta, value, grad, hess_vec = trial, t_value, t_grad, t_hess
         history.add(value)
         n_iter += 1
+        if cg_iter > switch_after and n_iter < max_iter:
+            return _cholesky_finish(problem, theta, tol, max_iter - n_iter, n_iter, history)
     return FitResult(theta, n_iter, gap[2] <= tol, gap[2], history.records,
                      message=message or f"{cg_total} CG iterations", **certified(gap))
+
+
+def _cholesky_finish(problem, theta, tol, max_iter, n_iter, history):
+    """The remaining iterations by Newton-Cholesky from ``theta``; its objective values
+    join ``history``."""
+    import time
+
+    from . import newton_cholesky
+
+    started = time.perf_counter()
+    result = newton_cholesky.solve(problem, theta, tol, max_iter)
+    history.extend(result.history[1:], started)  # its first value is this solver's last
+    result.n_iter += n_iter
+    result.history = history.records
+    result.message = f"{n_iter} Newton-CG steps, then {result.n_iter - n_iter} with the explicit Hessian. {result.message}"
+    return result
