@@ -156,8 +156,10 @@ def test_auto_follows_the_cost_model():
 
 def test_newton_cg_moves_to_the_explicit_hessian_when_cg_costs_more():
     """On a9a at C=100 CG needs more products per step than a compiled CSR Gram costs:
-    Newton-CG finishes with Newton-Cholesky (same optimum); with scipy's costly Gram
-    (numpy backend) it stays with CG."""
+    Newton-CG finishes with Newton-Cholesky within a few steps (same optimum); with
+    scipy's costly Gram (numpy backend) only after longer CG runs, if at all."""
+    import re
+
     from tikhon.objective import Objective
 
     X, y = tikhon.datasets.load_a9a()
@@ -168,8 +170,12 @@ def test_newton_cg_moves_to_the_explicit_hessian_when_cg_costs_more():
         backend = get_backend(name, X)(X, y, np.ones(X.shape[0]), objective.pointwise)
         theta0 = np.zeros(objective.n_params(X.shape[1]))
         results[name] = run("newton", objective, backend, theta0, 1e-10, 100)
+    def cg_steps(result):
+        found = re.match(r"(\d+) Newton-CG steps, then", result.message)
+        return int(found.group(1)) if found else result.n_iter
+
     assert "explicit Hessian" in results["cython"].message
-    assert "explicit Hessian" not in results["numpy"].message
+    assert cg_steps(results["cython"]) <= 5 < cg_steps(results["numpy"])
     for r in results.values():
         assert r.converged and r.relative_gap <= 1e-10
     assert abs(results["cython"].objective - results["numpy"].objective) <= 1e-9 * results["numpy"].objective
