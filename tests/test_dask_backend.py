@@ -186,7 +186,7 @@ def test_chunks_recomputed_when_not_persisted(client, monkeypatch):
     Xd = rng.standard_normal((1200, 10), chunks=(300, 10))
     X = Xd.compute()
     y = np.where(X @ np.linspace(-1, 1, 10) + 0.3 > 0, 1.0, -1.0)
-    ref = tikhon.LogisticRegression(backend="numba").fit(X, y)
+    ref = tikhon.LogisticRegression(backend="numba", solver="newton").fit(X, y)
     monkeypatch.setattr(dask_backend, "PERSIST_FRACTION", 0.0)
     model = tikhon.LogisticRegression().fit(Xd, y)
     _check_same(model, ref, Xd, X)
@@ -209,7 +209,7 @@ def test_column_chunks_and_feature_check(client):
     X, y = _data("squared", np.float64, False, n=300, d=6)
     Xd = da.from_array(X, chunks=(100, 4))  # two column chunks: merged once by rows
     model = tikhon.Ridge(tol=1e-8).fit(Xd, y)
-    ref = tikhon.Ridge(backend="numba", tol=1e-8).fit(X, y)
+    ref = tikhon.Ridge(backend="numba", solver="newton", tol=1e-8).fit(X, y)
     _check_same(model, ref, Xd, X)
     with pytest.raises(ValueError, match="features"):
         model.predict(Xd[:, :5])
@@ -250,7 +250,7 @@ def _on_worker(block):
 
 def test_a9a_csr_chunks_only_on_workers(client, monkeypatch):
     X, y = tikhon.datasets.load_a9a()
-    ref = tikhon.LogisticRegression(backend="numba", tol=1e-8).fit(X, y)
+    ref = tikhon.LogisticRegression(backend="numba", solver="newton", tol=1e-8).fit(X, y)
     Xd = da.from_array(X, chunks=(5000, X.shape[1]), asarray=False)
     Xd = Xd.map_blocks(_on_worker, meta=Xd._meta)
     gathered = []
@@ -380,7 +380,7 @@ def test_slow_live_pass_is_not_cut(client, monkeypatch):
     """Only the absence of usable workers counts, not a pass's duration: a pass 4x longer
     than the grace period on running workers completes, same solution."""
     X, y = _data("logistic", np.float64, False, n=600, d=5)
-    ref = tikhon.LogisticRegression(backend="numba").fit(X, y)
+    ref = tikhon.LogisticRegression(backend="numba", solver="newton").fit(X, y)
     monkeypatch.setitem(_SLOW, "slow_units", 2)  # the first pass: one unit on each worker
     monkeypatch.setattr(_dask_chunks, "loss_grad_curvature", _slow_first_pass)
     Xd = _to_dask(X, 150)
@@ -479,7 +479,7 @@ def test_worker_killed_mid_fit(process_client, monkeypatch):
     lineage and the fit completes with the in-memory solution, or the fit raises
     DaskPassError; never a wrong result."""
     X, y = _data("logistic", np.float64, False, n=3000, d=10, seed=5)
-    ref = tikhon.LogisticRegression(backend="numba").fit(X, y)
+    ref = tikhon.LogisticRegression(backend="numba", solver="newton").fit(X, y)
     pids = process_client.run(os.getpid)
     victim = sorted(pids.values())[0]
     calls = _after_launch(monkeypatch, 4, lambda: os.kill(victim, signal.SIGKILL))
