@@ -119,41 +119,15 @@ def _build_parser():
                                 parser_class=_Parser)
 
     bench = sub.add_parser(
-        "bench", help="benchmark backends against NumPy and scikit-learn/LIBLINEAR (the main job)",
-        description="Time to relative suboptimality 1e-3/1e-6/1e-8 per (data, C, backend, solver), kernel "
-                    "throughput against the one-read floor, anchors; writes a table, results.json and PNG plots. "
-                    "With no arguments: a9a, C in {0.1, 1, 10}, every available backend, under 2 minutes.")
-    bench.add_argument("--backend", help=f"comma-separated backends (default: every available one); "
-                                         f"registered: {backends}. NumPy, the baseline, is always run.")
-    bench.add_argument("--solver", help="comma-separated solvers (default: every registered solver except the "
-                                        "first-order lbfgs, gd and sgd, to stay under 2 minutes)")
-    bench.add_argument("--data", action="append",
-                       help="a9a (default) | PATH (svmlight, .npz, .npy) | synthetic:n=...,d=...,density=...,"
-                            "dtype=...,seed=... ; repeat the option for several data sets")
-    bench.add_argument("--dtype", default="float64", help="dtype of a9a and file data: float64 (default) or float32")
-    bench.add_argument("--C", nargs="+", help="logistic regression C grid (default 0.1 1 10); commas or spaces")
-    bench.add_argument("--alpha", nargs="+", help="ridge regression alpha grid (default: no ridge run)")
-    bench.add_argument("--levels", default="1e-3,1e-6,1e-8", help="relative suboptimality levels to time "
-                                                                   "(default 1e-3,1e-6,1e-8)")
-    bench.add_argument("--tol", type=_positive_float, default=None,
-                       help="solver tolerance of every tikhon fit (default: 1e-10 for the gradient test, so the "
-                            "tightest solve gives P*; a tenth of the tightest level for duality-gap solvers)")
-    bench.add_argument("--max-iter", type=_positive_int, help="iteration cap of every fit (default per solver: "
-                                                              "newton 100, lbfgs 200, gd 300, sgd 20, others 300)")
-    bench.add_argument("--repeat", type=_positive_int, default=1, help="timed runs per cell; the best is kept")
-    bench.add_argument("--anchors", default="sklearn,liblinear",
-                       help="external solvers: sklearn,liblinear (default; each used only if installed) or none")
-    bench.add_argument("--anchor-budget", type=_positive_float, default=3.0,
-                       help="seconds per anchor variant for its tolerance sweep (default 3)")
-    bench.add_argument("--memory", default="tracemalloc", choices=["tracemalloc", "rss", "off"],
-                       help="how peak extra memory is measured (default tracemalloc)")
-    bench.add_argument("--no-intercept", action="store_true", help="fit without the intercept")
-    bench.add_argument("--kernel-seconds", type=_positive_float, default=0.2,
-                       help="minimum seconds per kernel timing round (default 0.2)")
-    bench.add_argument("--no-warmup", action="store_true", help="skip the untimed warm-up (JIT) fits")
-    bench.add_argument("--no-plots", action="store_true", help="write no PNG")
-    bench.add_argument("--out", default="bench-out", help="output folder (default ./bench-out)")
-    bench.add_argument("--quiet", action="store_true", help="no progress display")
+        "bench", help="benchmark backends against NumPy and the other libraries (the main job)",
+        description="Time to relative suboptimality 1e-3/1e-6/1e-8 per (data, C, backend, solver), the anchors "
+                    "(scikit-learn, LIBLINEAR, scikit-learn-intelex, glum, snapml, skglm where installed), kernel "
+                    "throughput against one read of X, and a verdict line per problem; writes a table, "
+                    "OUT/results.json and PNG plots. With no arguments: a9a, C in {0.1, 1, 10}, every available "
+                    "backend, under 2 minutes. --suite runs a named suite (tikhon.bench.suites).")
+    from .bench.cli import add_arguments
+
+    add_arguments(bench, _positive_float, _positive_int, backends)
 
     fit = sub.add_parser("fit", help="fit a model on a data file and write it (JSON + npz, no pickle)")
     fit.add_argument("data", help="svmlight/LIBSVM file (.bz2/.gz/.xz too), .npz (X, y or CSR + y) or .npy (X)")
@@ -224,36 +198,10 @@ def _add_plot_parser(sub, backends):
 
 # ---------------------------------------------------------------- bench
 def _bench(args):
-    from .bench import BenchArgumentError, BenchConfig, run, validate
-    from .bench.plots import write_plots
-    from .bench.report import Progress, format_tables, write_json
+    """``tikhon bench``: see :mod:`tikhon.bench.cli`."""
+    from .bench.cli import command
 
-    config = validate(BenchConfig(
-        data=args.data or ["a9a"], dtype=args.dtype, backends=args.backend, solvers=args.solver,
-        C=args.C, alpha=args.alpha, levels=args.levels, tol=args.tol, max_iter=args.max_iter,
-        repeat=args.repeat, anchors=args.anchors, anchor_budget=args.anchor_budget, memory=args.memory,
-        fit_intercept=not args.no_intercept, kernel_seconds=args.kernel_seconds, warmup=not args.no_warmup))
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise BenchArgumentError(f"--out {args.out!r} is a file; give a folder name")
-    with _about(f"--out {args.out!r}", OSError):
-        os.makedirs(args.out, exist_ok=True)  # before the run, which may take minutes
-    progress = Progress(enabled=not args.quiet)
-    result = run(config, progress)
-    json_path = write_json(result, os.path.join(args.out, "results.json"))
-    print(format_tables(result))
-    written = [json_path]
-    if not args.no_plots:
-        try:
-            written += write_plots(result, args.out)
-        except ImportError as exc:
-            print(f"plots skipped: matplotlib cannot be imported ({exc}); pip install matplotlib")
-    print("wrote " + ", ".join(written))
-    failed = [r["label"] for ds in result["datasets"] for p in ds["problems"] for r in p["records"]
-              if r["error"] is not None]
-    if failed:
-        print(f"tikhon bench: {len(failed)} run(s) failed: {', '.join(failed)}", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
+    return command(args, _about)
 
 
 # ---------------------------------------------------------------- fit / predict

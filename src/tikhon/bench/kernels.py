@@ -1,10 +1,11 @@
-"""Kernel level: seconds per loss+gradient pass of each backend, and the floor.
+"""Kernel level: seconds per loss+gradient pass of each backend, and one read of X.
 
 Effective bandwidth = bytes of X (one read: data, plus indices and indptr for CSR)
-divided by the seconds of one ``loss_grad`` pass. The floor is one plain product
-``X @ w`` on the same X -- BLAS gemv for dense, scipy's CSR matvec for sparse -- that
-reads X exactly once; a two-product kernel (``X w`` then ``X^T r``, as the NumPy
-backend) reads X twice and so reaches at most about half the floor's bandwidth.
+divided by the seconds of one ``loss_grad`` pass. The best possible bandwidth of a pass
+is that of one read of X: one plain product ``X @ w`` on the same X -- BLAS gemv for
+dense, scipy's CSR matvec for sparse -- (the JSON key ``floor``: the floor of the time
+per pass). A two-product kernel (``X w`` then ``X^T r``, as the NumPy backend) reads X
+twice and so reaches at most about half of it.
 """
 from __future__ import annotations
 
@@ -40,15 +41,24 @@ def floor_figures(X, min_seconds=0.2):
             "seconds": seconds, "bytes": nbytes, "GBps": nbytes / seconds / 1e9}
 
 
-def kernel_figures(backend_cls, X, y_signed, loss, min_seconds=0.2):
-    """Seconds per ``loss_grad`` of one backend on X (built once, construction timed apart)."""
+def kernel_figures(backend_cls, X, y_signed, loss, min_seconds=0.2, bytes_of=None, client=None, hessian=False):
+    """Seconds per ``loss_grad`` of one backend on X (built once, construction timed apart).
+
+    ``bytes_of``: the in-memory X whose bytes one pass reads (for dask input, whose
+    chunks live on the cluster); ``client``: the dask client; ``hessian``: also time one
+    Hessian-vector product (Newton-CG's inner step)."""
     from ..objective import LOSSES
 
     t0 = clock()
-    backend = backend_cls(X, y_signed, np.ones(X.shape[0]), LOSSES[loss])
+    extra = {} if client is None else {"client": client}
+    backend = backend_cls(X, y_signed, np.ones(X.shape[0]), LOSSES[loss], **extra)
     setup = clock() - t0
     w = np.random.default_rng(1).standard_normal(X.shape[1]) / np.sqrt(X.shape[1])
     seconds = time_call(lambda: backend.loss_grad(w, 0.1), min_seconds)
-    nbytes = x_bytes(X)
-    return {"seconds_per_pass": seconds, "setup_seconds": setup, "bytes": nbytes,
-            "GBps": nbytes / seconds / 1e9}
+    nbytes = x_bytes(bytes_of if bytes_of is not None else X)
+    out = {"seconds_per_pass": seconds, "setup_seconds": setup, "bytes": nbytes, "GBps": nbytes / seconds / 1e9}
+    if hessian:
+        product = backend.loss_grad_hessian(w, 0.1)[3]
+        v = np.random.default_rng(2).standard_normal(X.shape[1])
+        out["seconds_per_hessian_product"] = time_call(lambda: product(v, 0.0), min_seconds)
+    return out

@@ -107,3 +107,25 @@ class Evaluator:
 
 def clock():
     return time.perf_counter()
+
+
+class MultinomialEvaluator:
+    """``P(W, b) = sum_i [logsumexp(z_i) - z_{i, y_i}] + lam/2 ||W||_F^2``, ``z_i = W x_i + b``
+    (``b`` unpenalized): the multinomial log-loss problem of K >= 3 classes, as
+    scikit-learn's ``LogisticRegression(C=1/lam)`` states it; float64 arithmetic.
+    ``y_index``: each row's class index in ``0..K-1``."""
+
+    def __init__(self, X, y_index, lam, fit_intercept):
+        self.X = X if X.dtype == np.float64 else X.astype(np.float64)
+        self.y_index = np.asarray(y_index, dtype=np.int64)
+        self.n_classes = int(self.y_index.max()) + 1
+        self.lam, self.fit_intercept = float(lam), bool(fit_intercept)
+
+    def __call__(self, coef, intercept):
+        from scipy.special import logsumexp
+
+        W = np.asarray(coef, dtype=np.float64).reshape(self.n_classes, -1)
+        b = np.asarray(intercept, dtype=np.float64).ravel() if self.fit_intercept else np.zeros(self.n_classes)
+        Z = np.asarray(self.X @ W.T) + b
+        data = float(np.sum(logsumexp(Z, axis=1) - Z[np.arange(Z.shape[0]), self.y_index]))
+        return data + 0.5 * self.lam * float(np.sum(W * W))

@@ -1,10 +1,13 @@
 """PNG plots of a benchmark result (matplotlib, non-interactive Agg backend).
 
-* ``suboptimality_<data>.png``: relative suboptimality against wall-clock seconds,
-  both on log scales, one panel per C / alpha, one line per backend/solver, anchors as
-  dashed lines with markers (each marker one run at one tolerance);
+* ``suboptimality_<data>[_<part>].png``: relative suboptimality ``(P - P*)/P*`` (``P*``:
+  the lowest objective of the run) against wall-clock seconds, both on log scales, one
+  panel per C / alpha titled with the data set and the parameter, one line per
+  backend/solver, anchors as dashed lines with markers (each marker one run at one
+  tolerance; "cut off by its budget" where the time budget ended the sweep), the timed
+  levels as labelled dotted lines;
 * ``kernels.png``: effective bandwidth of one loss+gradient pass per backend next to the
-  floor (one read of X by ``X @ w``), one panel per data set.
+  best possible bandwidth (one read of X by ``X @ w``), one panel per data set.
 """
 from __future__ import annotations
 
@@ -29,14 +32,23 @@ def _slug(name):
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
-def _suboptimality_figure(plt, ds, levels):
+def _panel_title(ds, problem):
+    part = f" [{ds['part']}]" if ds.get("part") else ""
+    if problem["param"] == "C":
+        what = f"logistic, C = {problem['value']:g}"
+    else:
+        what = f"ridge, alpha = {problem['value']:g}"
+    return f"{ds['name']}{part}: {what}"
+
+
+def _suboptimality_figure(plt, ds):
     from matplotlib.ticker import NullFormatter
 
     from .measure import suboptimality
 
     problems = [p for p in ds["problems"] if p.get("reference_objective") is not None]
     n = max(1, len(problems))
-    fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 4.4), squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(5.4 * n, 4.6), squeeze=False)
     for ax, problem in zip(axes[0], problems):
         ref = problem["reference_objective"]
         for r in problem["records"]:
@@ -45,29 +57,33 @@ def _suboptimality_figure(plt, ds, levels):
             t = [max(p[0], 1e-6) for p in r["trace"]]
             s = [max(suboptimality(p[1], ref), _FLOOR) for p in r["trace"]]
             if r["kind"] == "anchor":
-                ax.plot(t, s, "--o", ms=4, lw=1, label=r["label"])
+                cut = " (cut off by its budget)" if r.get("stop") == "budget" else ""
+                ax.plot(t, s, "--o", ms=4, lw=1, label=r["label"] + cut)
             else:
                 ax.plot(t, s, "-", lw=1.6, marker=".", ms=3, label=r["label"])
-        for level in levels:
-            ax.axhline(float(level), color="0.6", lw=0.7, ls=":")
+        for key in problem.get("verdicts", {}):
+            level = float(key)
+            ax.axhline(level, color="0.55", lw=0.7, ls=":")
+            ax.annotate(f"level {key}", xy=(1.0, level), xycoords=("axes fraction", "data"), xytext=(-2, 2),
+                        textcoords="offset points", ha="right", va="bottom", fontsize=7, color="0.35")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a short log axis overlap
         ax.set_ylim(_FLOOR / 2, None)
-        ax.set_xlabel("seconds (whole fit)")
-        ax.set_ylabel("relative suboptimality (P - P*) / P*")
-        ax.set_title(f"{ds['name']}: {problem['loss']} {problem['param']}={problem['value']:g}", fontsize=10)
+        ax.set_xlabel("seconds (whole fit call)")
+        ax.set_ylabel("relative suboptimality (P - P*) / P*\nP* = lowest objective of the run")
+        ax.set_title(_panel_title(ds, problem), fontsize=10)
         ax.grid(True, which="major", alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()
     if handles:
-        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.06 + 0.03 * (len(labels) // 5), 1, 1))
+        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.06 + 0.035 * (len(labels) // 4), 1, 1))
     return fig
 
 
 def _kernel_figure(plt, datasets):
     n = max(1, len(datasets))
-    fig, axes = plt.subplots(1, n, figsize=(max(4.5, 1.2 * 6) * n, 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(max(4.5, 1.2 * 6) * n, 4.4), squeeze=False)
     for ax, ds in zip(axes[0], datasets):
         k = ds["kernels"]
         names, values = [], []
@@ -78,13 +94,20 @@ def _kernel_figure(plt, datasets):
                     values.append(fig_["GBps"])
         ax.bar(range(len(values)), values, color="tab:blue")
         ax.set_xticks(range(len(values)), names, fontsize=8)
-        floor = k["floor"]["GBps"]
-        ax.axhline(floor, color="tab:red", ls="--", label=f"floor: {k['floor']['what']} ({floor:.2f} GB/s)")
-        ax.set_ylabel("effective bandwidth, GB/s (bytes of X / pass time)")
-        ax.set_title(f"{ds['name']}: {ds['format']} {ds['dtype']}", fontsize=10)
+        best = k["floor"]["GBps"]
+        ax.axhline(best, color="tab:red", ls="--",
+                   label=f"best possible: one read of X, {k['floor']['what']} ({best:.2f} GB/s)")
+        ax.set_ylabel("effective bandwidth, GB/s\n(bytes of X / time of one loss+gradient pass)")
+        part = f" [{ds['part']}]" if ds.get("part") else ""
+        ax.set_title(f"{ds['name']}{part}: {ds['format']} {ds['dtype']}", fontsize=10)
         ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     return fig
+
+
+def _file_name(ds):
+    part = f"_{_slug(ds['part'])}" if ds.get("part") else ""
+    return f"suboptimality_{_slug(ds['name'])}{part}.png"
 
 
 def write_plots(result, out_dir):
@@ -93,14 +116,18 @@ def write_plots(result, out_dir):
     os.makedirs(out_dir, exist_ok=True)
     paths = []
     for ds in result["datasets"]:
-        fig = _suboptimality_figure(plt, ds, result["levels"])
-        path = os.path.join(out_dir, f"suboptimality_{_slug(ds['name'])}.png")
+        if not any(p.get("reference_objective") is not None for p in ds["problems"]):
+            continue
+        fig = _suboptimality_figure(plt, ds)
+        path = os.path.join(out_dir, _file_name(ds))
         fig.savefig(path, dpi=110)
         plt.close(fig)
         paths.append(path)
-    fig = _kernel_figure(plt, result["datasets"])
-    path = os.path.join(out_dir, "kernels.png")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    paths.append(path)
+    with_kernels = [ds for ds in result["datasets"] if ds["kernels"].get("floor")]
+    if with_kernels:
+        fig = _kernel_figure(plt, with_kernels)
+        path = os.path.join(out_dir, "kernels.png")
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
     return paths

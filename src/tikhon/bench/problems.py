@@ -5,6 +5,8 @@
 * ``a9a``: the embedded default data set (CSR 32561 x 123);
 * a path: svmlight/LIBSVM or dense (CSV, whitespace-separated) text, plain or
   gzip/bz2/xz compressed, or ``.npz`` / ``.npy`` (see :mod:`tikhon._datafiles`);
+* a shared data set by name (``reuters``, ``abalone``, ``dna``, ``cal_housing``, see
+  :mod:`.data`), and ``text:n=...,d=...,nnz=...`` (seeded text-like CSR);
 * ``synthetic:n=...,d=...,density=...,dtype=...[,seed=...]``: seeded two-class data,
   dense when ``density`` is 1 (the default), CSR otherwise. Sizes accept ``1e6``,
   ``200k``, ``2M``.
@@ -72,9 +74,15 @@ def _size(text, key):
 
 def parse_data_spec(text, default_dtype=np.float64):
     """``--data`` value -> a spec dict (``kind`` a9a / file / synthetic). Raises BenchArgumentError."""
+    from .data import SHARED, parse_text_spec
+
     text = str(text).strip()
     if text == "a9a":
         return {"kind": "a9a", "name": "a9a", "dtype": np.dtype(default_dtype).name}
+    if text in SHARED:
+        return {"kind": "named", "name": text, "dtype": np.dtype(default_dtype).name}
+    if text.startswith("text:") or text == "text":
+        return parse_text_spec(text[len("text"):].lstrip(":"), default_dtype, _size)
     if text.startswith("synthetic"):
         body = text[len("synthetic"):].lstrip(":")
         spec = {"kind": "synthetic", "n": 10000, "d": 100, "density": 1.0,
@@ -103,7 +111,8 @@ def parse_data_spec(text, default_dtype=np.float64):
         return spec
     if not os.path.exists(text):
         raise BenchArgumentError(
-            f"--data {text!r}: not a file, 'a9a' or 'synthetic:n=...,d=...,density=...,dtype=...'")
+            f"--data {text!r}: not a file, 'a9a', a shared data set ({', '.join(SHARED)}), "
+            "'synthetic:n=...,d=...,density=...,dtype=...' or 'text:n=...,d=...,nnz=...'")
     base = os.path.basename(text)
     return {"kind": "file", "path": text, "name": base.split(".")[0] or base,
             "dtype": np.dtype(default_dtype).name}
@@ -117,6 +126,15 @@ def load_dataset(spec) -> Dataset:
     dtype = np.dtype(spec["dtype"]).type
     if spec["kind"] == "a9a":
         X, y = datasets.load_a9a(dtype=dtype)
+    elif spec["kind"] == "named":
+        from .data import load_named
+
+        X, y = load_named(spec["name"], dtype)
+    elif spec["kind"] == "text":
+        from .data import text_csr
+
+        X, y = text_csr(spec["n"], spec["d"], spec["nnz"], spec["seed"])
+        X = X.astype(dtype, copy=False)
     elif spec["kind"] == "synthetic":
         if spec["density"] >= 1:
             X, y = datasets.make_classification(spec["n"], spec["d"], dtype=dtype, seed=spec["seed"])
