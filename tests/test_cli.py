@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import tikhon
+from conftest import _require
 from tikhon.cli import main
 
 TINY = ["--data", "synthetic:n=400,d=8,seed=1", "--C", "1", "--anchor-budget", "0.5",
@@ -234,3 +235,323 @@ def test_plot_bad_arguments_exit_2(args, message, svm_files, tmp_path, capsys):
     args = [str(train) if a == "TRAIN" else a for a in args]
     assert main([*args, "--out", str(tmp_path / "x.png")]) == 2
     assert message in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- fit / predict on real files (issue 17)
+def _run(argv, capsys):
+    """``(exit code, stdout, stderr lines)`` of ``tikhon ARGV`` in process."""
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err.strip().splitlines()
+
+
+def _notes(err):
+    return "\n".join(err)
+
+
+def test_a9a_train_test_pair(tmp_path, capsys):
+    """LIBSVM's a9a / a9a.t: the test file's largest index is 122 of 123; predict reads it at
+    the model's width, as LIBLINEAR does (it failed when the widths differed)."""
+    from sklearn.datasets import load_svmlight_file
+
+    from tikhon._io import load_model
+
+    train, test = _require("a9a.xz"), _require("a9a.t")
+    model_path, pred = tmp_path / "a9a.npz", tmp_path / "pred.txt"
+    code, out, err = _run(["fit", train, "--backend", "numpy", "--model", model_path], capsys)
+    assert code == 0, err
+    assert "task auto chose logistic: the labels are 2 classes (-1, 1)" in _notes(err)
+    model = load_model(model_path)
+    assert model.n_features_in_ == 123
+    code, out, err = _run(["predict", model_path, test, "--out", pred], capsys)
+    assert code == 0, err
+    X_test, y_test = load_svmlight_file(str(test), n_features=123)
+    expected = model.predict(X_test)
+    np.testing.assert_array_equal(np.loadtxt(pred), expected)
+    assert f"accuracy on {test}: {np.mean(expected == y_test):.4f}" in _notes(err)
+    # a test file that names a feature beyond the model's width: ignored, and said so
+    wider = tmp_path / "a9a_wider.t"
+    lines = test.read_text().splitlines()
+    wider.write_text("\n".join(line + " 130:1 200:0.5" if k % 3 == 0 else line for k, line in enumerate(lines)) + "\n")
+    code, out, err = _run(["predict", model_path, wider], capsys)
+    assert code == 0, err
+    np.testing.assert_array_equal(np.loadtxt(out.splitlines()), expected)
+    dropped = 2 * len(range(0, len(lines), 3))
+    assert f"{wider} has features up to 200; {dropped} values of features beyond 123 ignored" in _notes(err)
+
+
+@pytest.mark.parametrize("width", [4, 6, 9])
+def test_predict_reads_svmlight_of_any_width(tmp_path, capsys, width):
+    """A model of 6 features on svmlight test files of 4 (missing features are 0), 6 and 9
+    (features 7..9 ignored) columns: the predictions of the model on the first 6 columns."""
+    from sklearn.datasets import dump_svmlight_file
+
+    from tikhon._io import load_model
+
+    X, y = tikhon.datasets.make_classification(120, 9, seed=5)
+    train, test, model_path = tmp_path / "train.svm", tmp_path / "test.svm", tmp_path / "m.npz"
+    dump_svmlight_file(X[:80, :6], y[:80], str(train), zero_based=False)
+    dump_svmlight_file(X[80:, :width], y[80:], str(test), zero_based=False)
+    assert _run(["fit", train, "--model", model_path], capsys)[0] == 0
+    code, out, err = _run(["predict", model_path, test, "--decision"], capsys)
+    assert code == 0, err
+    model = load_model(model_path)
+    seen = np.zeros((40, 6))
+    seen[:, :min(width, 6)] = X[80:, :min(width, 6)]
+    np.testing.assert_allclose(np.loadtxt(out.splitlines()), model.decision_function(seen), rtol=1e-9)
+    assert ("ignored (as LIBLINEAR does)" in _notes(err)) == (width > 6)
+
+
+def test_fit_n_features(tmp_path, capsys):
+    """``--n-features`` widens a narrow training file (a9a.t: 122 -> 123) and cuts a wide one."""
+    from tikhon._io import load_model
+
+    test = _require("a9a.t")
+    for n, noted in ((123, False), (100, True)):
+        path = tmp_path / f"m{n}.npz"
+        code, out, err = _run(["fit", test, "--n-features", n, "--model", path], capsys)
+        assert code == 0, err
+        assert load_model(path).n_features_in_ == n and f"x {n} in" in out
+        assert ("features beyond 100 ignored" in _notes(err)) == noted
+    code, out, err = _run(["fit", test, "--model", tmp_path / "m.npz"], capsys)
+    assert load_model(tmp_path / "m.npz").n_features_in_ == 122
+
+
+def _write_table(path, X, y, sep=",", header=None, opener=open):
+    """A dense text file: the label first, then the features."""
+    with opener(path, "wt") as f:
+        if header:
+            f.write(sep.join(header) + "\n")
+        for label, row in zip(y, X):
+            f.write(sep.join([str(label), *(repr(float(v)) for v in row)]) + "\n")
+
+
+@pytest.mark.parametrize("name, sep, header, opener", [
+    ("data.csv", ",", True, open),
+    ("data.txt", " ", False, open),
+    ("data.tsv", "\t", True, open),
+    ("data.csv.gz", ",", True, __import__("gzip").open),
+    ("data.csv.bz2", ",", False, __import__("bz2").open),
+    ("data.txt.xz", " ", True, __import__("lzma").open),
+    ("data.svm", ",", True, open),  # the content decides, not the name
+])
+def test_fit_dense_text(tmp_path, capsys, name, sep, header, opener):
+    """Dense text, label first, comma- or whitespace-separated, with or without a header
+    line, compressed or not: the model fitted on the same arrays (it crashed with "need
+    more than 1 value to unpack")."""
+    from tikhon._io import load_model
+
+    X, y = tikhon.datasets.make_classification(60, 3, seed=7)
+    _write_table(tmp_path / name, X, y.astype(int), sep, ["label", "a", "b", "c"] if header else None, opener)
+    code, out, err = _run(["fit", tmp_path / name, "--backend", "numpy", "--model", tmp_path / "m.npz"], capsys)
+    assert code == 0, err
+    assert "60 x 3" in out and ("the column 'label'" in _notes(err)) == header
+    expected = tikhon.LogisticRegression(backend="numpy").fit(X, y)
+    np.testing.assert_allclose(load_model(tmp_path / "m.npz").coef_, expected.coef_, rtol=1e-8)
+
+
+def test_cal_housing_csv_label_last(tmp_path, capsys):
+    """The shared CSV with a header and the target last: --label-column last or by name;
+    --task auto chooses ridge (real-valued labels)."""
+    from tikhon._io import load_model
+
+    path = _require("cal_housing.data")
+    data = np.loadtxt(path, delimiter=",", skiprows=1)
+    expected = tikhon.Ridge(alpha=3.0).fit(data[:, :-1], data[:, -1])
+    for column in ("last", "median_house_value"):
+        code, out, err = _run(["fit", path, "--label-column", column, "--alpha", "3",
+                               "--model", tmp_path / "m.npz"], capsys)
+        assert code == 0, err
+        assert "fit Ridge" in out and "20640 x 8" in out
+        assert "the column 'median_house_value'" in _notes(err) and "task auto chose ridge" in _notes(err)
+        np.testing.assert_allclose(load_model(tmp_path / "m.npz").coef_, expected.coef_, rtol=1e-6)
+
+
+def test_text_labels_csv_fit_predict(tmp_path, capsys):
+    """Text labels: logistic regression, predictions written as the labels themselves."""
+    X, y = tikhon.datasets.make_classification(50, 2, seed=8)
+    labels = np.where(y > 0, "spam", "ham")
+    _write_table(tmp_path / "mail.csv", X, labels)
+    code, out, err = _run(["fit", tmp_path / "mail.csv", "-o", tmp_path / "m.npz"], capsys)
+    assert code == 0, err
+    assert "the labels are 2 classes (ham, spam)" in _notes(err)
+    code, out, err = _run(["predict", tmp_path / "m.npz", tmp_path / "mail.csv"], capsys)
+    assert code == 0, err
+    expected = tikhon.LogisticRegression().fit(X, labels).predict(X)
+    assert out.split() == list(expected)
+
+
+@pytest.mark.parametrize("labels, task, reason", [
+    ([-1.0, 1.0] * 10, "logistic", "2 classes (-1, 1)"),
+    (["b", "a", "c"] * 10, "logistic", "3 classes (a, b, c)"),
+    ([1, 2, 3] * 40, "logistic", "3 classes (1, 2, 3)"),
+    ([0.5, 1.25, 3.0] * 10, "ridge", "real numbers in [0.5, 3]"),
+    (list(range(150)) + [0] * 50, "ridge", "150 distinct integers, 149 of them on fewer than 1% of the rows"),
+])
+def test_auto_task_from_labels(labels, task, reason):
+    from tikhon.cli import _auto_task
+
+    chosen, why = _auto_task(np.array(labels))
+    assert chosen == task and reason in why, why
+
+
+def test_auto_task_on_shared_files(tmp_path, capsys):
+    """abalone (integer ages 1..29, some on a row or two) is a regression; a9a two classes."""
+    code, out, err = _run(["fit", _require("abalone_scale.bz2"), "-o", tmp_path / "m.npz"], capsys)
+    assert code == 0, err
+    assert "fit Ridge" in out and "task auto chose ridge: the labels are 28 distinct integers" in _notes(err)
+    code, out, err = _run(["fit", _require("abalone_scale.bz2"), "--task", "ridge", "-o", tmp_path / "m.npz"],
+                          capsys)
+    assert code == 0 and "task auto" not in _notes(err)
+
+
+def test_options_that_do_not_apply_are_warned(tmp_path, capsys):
+    """One line on stderr each, exit 0, and the fit the same as without them."""
+    from tikhon._io import load_model
+
+    X, y = tikhon.datasets.make_classification(80, 4, seed=9)
+    np.savez(tmp_path / "r.npz", X=X, y=X @ np.arange(1.0, 5.0))
+    code, out, err = _run(["fit", tmp_path / "r.npz", "--class-weight", "balanced", "--batch-size", "8",
+                           "--seed", "3", "--learning-rate", "0.1", "--label-column", "last",
+                           "-o", tmp_path / "m.npz"], capsys)
+    assert code == 0, err
+    ran = load_model(tmp_path / "m.npz").solver_  # --solver auto: the warnings name the solver the fit ran
+    for line in ("tikhon fit: warning: --class-weight applies to logistic regression only; ignored for ridge",
+                 f"tikhon fit: warning: --batch-size applies to solver sgd only; ignored by {ran}",
+                 f"tikhon fit: warning: --seed applies to solver sgd, dual_cd only; ignored by {ran}",
+                 f"tikhon fit: warning: --learning-rate applies to solver gd, sgd only; ignored by {ran}",
+                 f"tikhon fit: warning: --label-column applies to dense text; {tmp_path / 'r.npz'} is npz: ignored"):
+        assert line in err, err
+    plain = tikhon.Ridge().fit(X, X @ np.arange(1.0, 5.0))
+    np.testing.assert_allclose(load_model(tmp_path / "m.npz").coef_, plain.coef_, rtol=1e-8)
+    # the options a solver takes are passed on, and not warned about
+    code, out, err = _run(["fit", tmp_path / "r.npz", "--solver", "sgd", "--batch-size", "8", "--seed", "3",
+                           "--max-iter", "3", "-o", tmp_path / "s.npz"], capsys)
+    assert code == 0 and "--batch-size" not in _notes(err)
+    model = load_model(tmp_path / "s.npz")
+    assert model.batch_size == 8 and model.random_state == 3
+    assert "tikhon fit: warning: tikhon sgd" in _notes(err)  # the ConvergenceWarning, as one line
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("balanced", "balanced"),
+    ("1:2,-1:1", {1.0: 2.0, -1.0: 1.0}),
+    ("+1:0.5", {1.0: 0.5}),
+])
+def test_class_weight(tmp_path, capsys, spec, expected):
+    """--class-weight: the fit of LogisticRegression(class_weight=...) with the data's labels."""
+    from tikhon._io import load_model
+
+    X, y = tikhon.datasets.make_classification(100, 3, seed=10)
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    code, out, err = _run(["fit", tmp_path / "d.npz", "--class-weight", spec, "-o", tmp_path / "m.npz"], capsys)
+    assert code == 0, err
+    reference = tikhon.LogisticRegression(class_weight=expected).fit(X, y)
+    assert not np.allclose(reference.coef_, tikhon.LogisticRegression().fit(X, y).coef_)  # the weights matter
+    np.testing.assert_allclose(load_model(tmp_path / "m.npz").coef_, reference.coef_, rtol=1e-7)
+
+
+def test_every_option_has_help_with_its_default():
+    """fit, predict and plot: each option says what it is, and its default when it has one."""
+    import argparse
+
+    from tikhon.cli import _build_parser
+
+    def subparsers(parser):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                yield from action.choices.items()
+
+    commands = dict(subparsers(_build_parser()))
+    parsers = [(name, commands[name]) for name in ("fit", "predict")]
+    parsers += [(f"plot {kind}", p) for kind, p in subparsers(commands["plot"])]
+    assert len(parsers) == 5
+    for name, parser in parsers:
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help, (name, action.dest)
+            if action.default not in (None, False) and action.option_strings:
+                assert "default" in action.help, (name, action.dest, action.help)
+
+
+def test_predict_labels_proba_decision(tmp_path, capsys):
+    """Labels by default; --proba one column per class (in classes_ order); --decision x.w + b."""
+    from tikhon._io import load_model
+
+    X, y = tikhon.datasets.make_classification(70, 3, seed=11)
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    assert main(["fit", str(tmp_path / "d.npz"), "-o", str(tmp_path / "m.npz")]) == 0
+    model = load_model(tmp_path / "m.npz")
+    capsys.readouterr()
+    outputs = {}
+    for flag in ("", "--proba", "--decision"):
+        for out in ("-", tmp_path / "p.txt", tmp_path / "p.npy"):
+            code, text, err = _run(["predict", tmp_path / "m.npz", tmp_path / "d.npz", *filter(None, [flag]),
+                                    "--out", out], capsys)
+            assert code == 0, err
+            values = (np.loadtxt(text.splitlines()) if out == "-" else np.load(out) if str(out).endswith(".npy")
+                      else np.loadtxt(out))
+            outputs.setdefault(flag, []).append(values)
+    for flag, expected in (("", model.predict(X)), ("--proba", model.predict_proba(X)),
+                           ("--decision", model.decision_function(X))):
+        for values in outputs[flag]:
+            assert values.shape == expected.shape
+            np.testing.assert_allclose(values, expected, rtol=1e-9)
+    assert outputs["--proba"][0].shape == (70, 2)
+    code, text, err = _run(["predict", tmp_path / "m.npz", tmp_path / "d.npz", "--proba"], capsys)
+    assert "columns: the probabilities of classes -1, 1" in _notes(err)
+
+
+def _multinomial_available():
+    try:
+        tikhon.LogisticRegression().fit(np.eye(3).repeat(2, axis=0), [0, 0, 1, 1, 2, 2])
+    except ValueError:
+        return False
+    return True
+
+
+def test_multiclass_labels_reach_the_estimator_unchanged(tmp_path, capsys, monkeypatch):
+    """dna.scale (classes 1, 2, 3): the CLI chooses logistic regression and hands the
+    estimator the file's labels as they are, so that multinomial support needs no CLI change."""
+    from sklearn.datasets import load_svmlight_file
+
+    path = _require("dna.scale")
+    seen = {}
+
+    def record(self, X, y, sample_weight=None):
+        seen["y"] = y
+        raise ValueError("recorded")
+
+    monkeypatch.setattr(tikhon.LogisticRegression, "fit", record)
+    code, out, err = _run(["fit", path, "-o", tmp_path / "m.npz"], capsys)
+    assert code == 2 and "recorded" in err[0]
+    np.testing.assert_array_equal(seen["y"], load_svmlight_file(str(path))[1])
+
+
+def test_multiclass_dna_end_to_end(tmp_path, capsys):
+    """`tikhon fit dna.scale`: a 3-class model once the estimator has multinomial regression;
+    until then the estimator's own error, one line, exit 2, saying what auto chose."""
+    path, model = _require("dna.scale"), tmp_path / "m.npz"
+    code, out, err = _run(["fit", path, "-o", model], capsys)
+    if not _multinomial_available():
+        assert code == 2 and len(err) == 1, err
+        assert "got 3 classes" in err[0] and "task auto chose logistic: the labels are 3 classes (1, 2, 3)" in err[0]
+        return
+    assert code == 0, err
+    code, out, err = _run(["predict", model, _require("dna.scale.t"), "--proba"], capsys)
+    assert code == 0, err
+    proba = np.loadtxt(out.splitlines())
+    assert proba.shape == (1186, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-9)
+
+
+def test_plot_task_auto(tmp_path, capsys):
+    """`tikhon plot` chooses the task from the labels too (a real target: a ridge path)."""
+    pytest.importorskip("matplotlib")
+    X, _ = tikhon.datasets.make_classification(60, 3, seed=12)
+    _write_table(tmp_path / "r.csv", X, X @ np.array([1.0, -2.0, 0.5]) + 0.25)
+    code, out, err = _run(["plot", "path", tmp_path / "r.csv", "--alpha", "1", "10", "--out", tmp_path / "p.png"],
+                          capsys)
+    assert code == 0, err
+    assert "task auto chose ridge" in _notes(err) and "by eigh" in out
