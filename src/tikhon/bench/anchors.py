@@ -178,6 +178,9 @@ class _Sklearn(_Adapter):
             raise _Skip(f"forms the d x d Hessian: run only up to {NEWTON_CHOLESKY_MAX_FEATURES} features")
         if solver == "svd" and sp.issparse(problem.X):
             raise _Skip("reads dense X only")
+        if (problem.task == "ridge" and problem.fit_intercept and sp.issparse(problem.X)
+                and solver not in ("auto", "lsqr", "sparse_cg", "sag", "default")):
+            raise _Skip("scikit-learn's Ridge fits no intercept on sparse X with this solver")
         if solver == "default" and (not problem.fit_intercept or problem.lam != 1.0):
             raise _Skip("scikit-learn's defaults solve C = 1 (alpha = 1) with an intercept, not this problem")
 
@@ -312,6 +315,11 @@ class _Skglm(_Adapter):
     binary_only = frozenset({"*"})
     free_intercept_missing = frozenset({"LBFGS"})
     tols = _GLM_TOLS
+
+    def check(self, problem, solver):
+        super().check(problem, solver)
+        if solver == "LBFGS" and problem.task == "ridge" and sp.issparse(problem.X):
+            raise _Skip("skglm's Quadratic datafit has no sparse gradient for LBFGS: dense X only")
 
     def _estimator(self, problem, solver, tol, max_iter=1000):
         from skglm import GeneralizedLinearEstimator, datafits, penalties, solvers

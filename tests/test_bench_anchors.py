@@ -1,0 +1,129 @@
+"""Each anchor's conversion of its library's parameterization to tikhon's objective, checked
+numerically: at a tight tolerance the anchor's solution scores (by tikhon's evaluator)
+within 1e-6 relative of tikhon's optimum, for logistic and ridge, with and without the
+intercept, dense and CSR. A library that is not installed is skipped with the reason; a
+variant that cannot state tikhon's problem (a penalized intercept) must say so."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import tikhon
+from tikhon.bench import anchors as A
+from tikhon.bench.measure import Evaluator
+
+LAM = {"logistic": 0.5, "ridge": 3.0}
+
+
+def _data(fmt):
+    X, y = tikhon.datasets.make_classification(240, 6, seed=11)
+    if fmt == "csr":
+        X = sp.csr_matrix(np.where(np.abs(X) > 0.4, X, 0.0))
+    return X, np.where(y > 0, 1.0, -1.0)
+
+
+def _targets(task, X, y):
+    if task == "logistic":
+        return y
+    w = np.arange(1, X.shape[1] + 1) / X.shape[1]
+    return np.asarray(X @ w).ravel() + 0.3 * np.sin(np.arange(X.shape[0])) + 0.7
+
+
+def _optimum(task, X, t, fit_intercept):
+    est = (tikhon.LogisticRegression(C=1 / LAM[task]) if task == "logistic" else tikhon.Ridge(alpha=LAM[task]))
+    est.set_params(tol=1e-12, max_iter=1000, fit_intercept=fit_intercept, backend="numpy").fit(X, t)
+    evaluate = Evaluator(X, t, "logistic" if task == "logistic" else "squared", LAM[task], fit_intercept)
+    return evaluate(est.coef_, est.intercept_), evaluate
+
+
+CASES = [(family, variant, task)
+         for family in A.ANCHORS
+         for task in ("logistic", "ridge")
+         for variant in A._ADAPTERS[family].solvers[task]]
+
+
+@pytest.mark.parametrize("fmt", ["dense", "csr"])
+@pytest.mark.parametrize("fit_intercept", [True, False], ids=["intercept", "no-intercept"])
+@pytest.mark.parametrize("family, variant, task", CASES, ids=[f"{f}/{v}/{t}" for f, v, t in CASES])
+def test_anchor_conversion_reaches_tikhons_optimum(family, variant, task, fit_intercept, fmt):
+    why = A.anchor_status(family)
+    if why is not None:
+        pytest.skip(why)
+    X, y = _data(fmt)
+    t = _targets(task, X, y)
+    problem = A.AnchorProblem(task, LAM[task], fit_intercept, X, t, t, 2 if task == "logistic" else 0)
+    found, skipped = A.variants(family, problem, [variant])
+    label = f"{family}/{variant}"
+    if label in skipped:
+        reason = skipped[label]
+        assert fit_intercept or fmt == "csr", reason  # only intercept and layout skips here
+        pytest.skip(f"{label}: {reason}")
+    (v,) = found.values()
+    p_star, evaluate = _optimum(task, X, t, fit_intercept)
+    coef, intercept, _ = v.run(v.tols[-1])
+    value = evaluate(coef, intercept)
+    assert abs(value - p_star) <= 1e-6 * abs(p_star), (label, value, p_star, v.notes)
+
+
+def test_penalized_intercept_variants_say_so():
+    X, y = _data("dense")
+    problem = A.AnchorProblem("logistic", 1.0, True, X, y, y)
+    for family, variant in (("sklearn", "liblinear"), ("liblinear", "-s7"), ("snapml", "sdca"), ("skglm", "LBFGS")):
+        _, skipped = A.variants(family, problem, [variant])
+        assert "runs only without an intercept" in skipped[f"{family}/{variant}"]
+
+
+def test_two_class_only_variants_skip_multiclass():
+    X, y = _data("dense")
+    labels = np.arange(X.shape[0]) % 3
+    problem = A.AnchorProblem("logistic", 1.0, False, X, y, labels, n_classes=3)
+    _, skipped = A.variants("liblinear", problem, ["-s0"])
+    assert "two-class problems only" in skipped["liblinear/-s0"]
+
+
+def test_missing_library_names_the_pip_command(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(A.importlib.util, "find_spec", lambda name, *a: None if name == "glum" else real(name, *a))
+    assert A.anchor_status("glum") == "glum is not installed (pip install glum)"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("none", {}),
+    ("sklearn", {"sklearn": None}),
+    ("sklearn/saga,liblinear", {"sklearn": ["saga"], "liblinear": None}),
+    ("glum/all", {"glum": "all"}),
+    ("all", {name: "all" for name in A.ANCHORS}),
+    ("default", {name: None for name in A.DEFAULT_ANCHORS}),
+])
+def test_parse_anchors(text, expected):
+    assert A.parse_anchors(text) == expected
+
+
+@pytest.mark.parametrize("text, message", [("matlab", "valid anchors are sklearn, liblinear"),
+                                           ("sklearn/adam", "unknown sklearn variant 'adam'")])
+def test_parse_anchors_refuses(text, message):
+    with pytest.raises(ValueError, match=message):
+        A.parse_anchors(text)
+
+
+def test_sweep_stops_on_budget_and_says_so():
+    """A variant whose runs take longer than the budget allows is cut off with stop 'budget'."""
+    import time
+
+    calls = []
+
+    def run(tol):
+        calls.append(tol)
+        time.sleep(0.05)
+        return np.zeros(2), 0.0, 0
+
+    objective = iter([3.0, 2.0, 1.0, 0.5, 0.25])
+    v = A.Variant("fake", "fake/slow", run, (1e-1, 1e-2, 1e-3, 1e-4, 1e-5))
+    runs, stop = A.run_variant(v, lambda c, b: next(objective), None, 1e-8, budget=0.12)
+    assert stop == "budget" and len(runs) == len(calls) < 5
+    runs, stop = A.run_variant(A.Variant("fake", "fake/flat", lambda tol: (np.zeros(2), 0.0, 0), (1e-1, 1e-2)),
+                               lambda c, b: 1.0, None, 1e-8, budget=10)
+    assert stop == "stalled" and len(runs) == 2
