@@ -2,14 +2,11 @@
 
 Fits to a certified relative duality gap of 1e-8 on a9a and reuters (no intercept, the
 LIBLINEAR problem) and with the exact intercept; LIBLINEAR ``-s 7`` at ``-e 1e-4`` and
-tikhon's Newton-CG are timed beside them for scale. The full table (time to 1e-8
-relative suboptimality, LIBLINEAR's best eps, scikit-learn, memory) is printed by
-``python benchmarks/liblinear_compare.py``.
+tikhon's Newton-CG are timed beside them for scale. The full table (time to 1e-4 and
+1e-8 relative suboptimality against LIBLINEAR -s 0 / -s 7 and scikit-learn, with the
+verdicts) is ``tikhon bench --suite liblinear``; the data comes from the same engine.
 """
 from __future__ import annotations
-
-import lzma
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,19 +14,18 @@ import pytest
 import tikhon
 
 pytest.importorskip("tikhon._cd")
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def load(name):
-    from sklearn.datasets import load_svmlight_file
+    """``(X, y)`` of a bench data set by name (``a9a`` embedded, ``reuters`` from the shared
+    data folder: skipped, with the reason, when it is missing)."""
+    from tikhon.bench.problems import BenchArgumentError, load_dataset, parse_data_spec
 
-    path = DATA / ("a9a.xz" if name == "a9a" else "reuters.trn.bz2")
-    if not path.exists():
-        pytest.skip(f"{path} not found")
-    if name == "a9a":
-        with lzma.open(path) as f:
-            return load_svmlight_file(f, n_features=123)
-    return load_svmlight_file(str(path), n_features=8315)
+    try:
+        ds = load_dataset(parse_data_spec(name))
+    except BenchArgumentError as exc:
+        pytest.skip(str(exc))
+    return ds.X, ds.y
 
 
 @pytest.mark.parametrize("fit_intercept", [False, True])

@@ -5,7 +5,8 @@
 Groups: ``dense`` (loss+grad numba / numpy / one BLAS ``X @ w``, float64 and float32),
 ``csr`` (the same against one scipy CSR ``X @ w``), ``hessp`` (Hessian-vector product),
 ``gd`` (30 epochs of the seeds' GD loop). Sizes are moderate so the suite runs in about
-a minute; ``benchmarks/numba_report.py`` measures the issue's full-size ratios.
+a minute; ``tikhon bench --suite kernels`` measures the full-size ratios (the data here
+comes from the same engine: ``tikhon.bench`` data specs).
 Speed is compared here, never asserted.
 """
 from __future__ import annotations
@@ -18,9 +19,7 @@ import pytest
 pytest.importorskip("numba")
 pytest.importorskip("pytest_benchmark")
 
-from numba_report import _logistic_data  # noqa: E402
-from synthetic import text_csr  # noqa: E402
-
+from tikhon.bench.data import text_csr  # noqa: E402
 from tikhon.backends.numba import NumbaBackend  # noqa: E402
 from tikhon.backends.numpy import NumpyBackend  # noqa: E402
 from tikhon.objective import LogisticLoss  # noqa: E402
@@ -40,6 +39,14 @@ def csr():
     X, y = text_csr(n=100_000, d=50_000, nnz=3_750_000)
     w = np.random.default_rng(2).standard_normal(X.shape[1]) * 0.1
     return X, y, w
+
+
+def _logistic_data(n, d):
+    """Seeded dense two-class data of the bench (``synthetic:n=...,d=...``)."""
+    from tikhon.bench.problems import load_dataset, parse_data_spec
+
+    ds = load_dataset(parse_data_spec(f"synthetic:n={n},d={d}"))
+    return ds.X, np.where(ds.y > 0, 1.0, -1.0)
 
 
 def _backend(cls, X, y):
