@@ -30,7 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["DataFile", "DataFileError", "compression_of", "load_data_file", "open_data", "read_data_file", "sniff"]
+__all__ = ["DataFile", "DataFileError", "compression_of", "load_data_file", "open_data", "read_data_file", "set_width",
+           "sniff"]
 
 # magic bytes of the compressions read; the name of each is the one its file extension uses
 COMPRESSIONS = {"gz": (b"\x1f\x8b", gzip.open), "bz2": (b"BZh", bz2.open), "xz": (b"\xfd7zXZ\x00", lzma.open)}
@@ -132,6 +133,11 @@ def sniff(path):
         raise DataFileError(f"cannot read data file {path!r}: {what}; expected svmlight/LIBSVM, CSV or "
                             f"whitespace-separated text (plain, gzip, bz2 or xz), .npz or .npy")
     lines = _text_lines(head, complete)
+    if lines and all(len(line.split()) == 1 and "," not in line for _, line in lines) \
+            and not _is_number(lines[0][1]):
+        raise DataFileError(f"cannot read data file {path!r}: one field per line, and {lines[0][1]!r} is not a "
+                            f"label: no features; expected svmlight/LIBSVM (label index:value ...) or dense text "
+                            f"(the label, then the feature columns)")
     return _text_format(lines), compression, lines
 
 
@@ -170,7 +176,7 @@ def read_data_file(path, dtype=np.float64, n_features=None, labels=None, need_la
             raise DataFileError(f"cannot read labels file {labels!r}: {exc}") from None
     found.X = _as_dtype(path, found.X, dtype)
     if n_features is not None and sp.issparse(found.X):
-        found.X, found.ignored = _set_width(found.X, n_features)
+        found.X, found.ignored = set_width(found.X, n_features)
     if found.y is not None:
         found.y = np.asarray(found.y).ravel()
         if found.y.shape[0] != found.X.shape[0]:
@@ -219,7 +225,7 @@ def _as_dtype(path, X, dtype):
     return np.asarray(X, dtype=dtype)
 
 
-def _set_width(X, n_features):
+def set_width(X, n_features):
     """CSR ``X`` with ``n_features`` columns: narrower padded with zero columns, wider cut;
     returns ``(X, ignored)``, ``ignored`` = (the width it had, nonzeros dropped) when cut."""
     width = X.shape[1]
