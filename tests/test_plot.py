@@ -42,15 +42,29 @@ def test_plot_path(tmp_path, small):
     lines = _lines(fig)
     assert len(lines) == X.shape[1]  # one per feature
     xs = lines[0].get_xdata()
-    np.testing.assert_allclose(xs, np.sort(1.0 / result.grid))  # lambda, increasing
-    np.testing.assert_allclose(lines[5].get_ydata(), result.coefs[np.argsort(result.lams), 5])
-    assert fig.axes[0].get_xscale() == "log"
+    np.testing.assert_allclose(xs, np.sort(result.grid))  # C, increasing: one parameterization everywhere
+    np.testing.assert_allclose(lines[5].get_ydata(), result.coefs[np.argsort(result.grid), 5])
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and ax.get_xlabel().startswith("C ") and "1/C" in ax.get_xlabel()
     _png(tmp_path / "path.png")
     top = plot.plot_path(result, top=7)
     assert len(_lines(top)) == 7
     biggest = np.sort(np.argsort(-np.abs(result.coefs).max(axis=0))[:7])
     drawn = [line.get_ydata() for line in _lines(top)]
-    np.testing.assert_allclose(drawn, result.coefs[np.argsort(result.lams)][:, biggest].T)
+    np.testing.assert_allclose(drawn, result.coefs[np.argsort(result.grid)][:, biggest].T)
+
+
+def test_plot_path_of_many_features_labels_the_largest_few(small):
+    """123 features: a legend naming the 8 largest by max |w_j| (largest first), the rest grey."""
+    X, y = small
+    result = tikhon.regularization_path(X, y, Cs=[0.01, 1.0, 100.0], backend="numpy")
+    fig = plot.plot_path(result, data="a9a")
+    ax = fig.axes[0]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    largest = np.argsort(-np.abs(result.coefs).max(axis=0), kind="stable")[:plot.LABELLED]
+    assert legend == [f"feature {j}" for j in largest]
+    assert ax.get_title().startswith("a9a: logistic regularization path over C")
+    assert sum(line.get_label().startswith("feature") for line in ax.get_lines()) == plot.LABELLED
 
 
 def test_plot_cv_logistic_and_ridge(tmp_path, small):
@@ -59,8 +73,11 @@ def test_plot_cv_logistic_and_ridge(tmp_path, small):
     fig = plot.plot_cv(model, out=tmp_path / "cv.png")
     train, valid, mark = _lines(fig)
     assert train.get_label() == "training" and valid.get_label() == "validation"
-    np.testing.assert_allclose(valid.get_ydata(), model.cv_scores_.mean(axis=0)[::-1])  # Cs ascending
-    assert mark.get_xdata()[0] == pytest.approx(1.0 / model.C_[0])
+    order = np.argsort(model.Cs_)
+    np.testing.assert_allclose(valid.get_xdata(), model.Cs_[order])  # C, as every plot
+    np.testing.assert_allclose(valid.get_ydata(), model.cv_scores_.mean(axis=0)[order])
+    assert mark.get_xdata()[0] == pytest.approx(model.C_[0])
+    assert f"chosen C = {model.C_[0]:.3g}" in fig.axes[0].get_title()
     _png(tmp_path / "cv.png")
 
     rng = np.random.default_rng(1)
@@ -99,6 +116,8 @@ def test_plot_history(tmp_path, small):
     fig = plot.plot_history(fits, out=tmp_path / "history.png")
     lines = _lines(fig)
     assert [line.get_label() for line in lines] == ["newton", "lbfgs"]
+    assert "P^*$ = lowest objective of these runs" in fig.axes[0].get_ylabel()
+    assert plot.plot_history(fits, data="a9a").axes[0].get_title() == "a9a: convergence, C = 1"
     assert len(lines[0].get_xdata()) == len(fits["newton"].history_)
     assert fig.axes[0].get_yscale() == "log"
     _png(tmp_path / "history.png")

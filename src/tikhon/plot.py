@@ -1,5 +1,9 @@
 """Pictures of what L2 does: coefficient paths, train/validation scores, weight decay, convergence.
 
+One parameterization everywhere: ``C`` for logistic regression (the penalty is
+``lambda = 1/C``) and ``alpha`` for ridge (``lambda = alpha``), said in each axis label;
+``data=`` puts the data set's name in a title.
+
 matplotlib is optional (``pip install "tikhon[plot]"``) and imported only when a
 function here is called. Figures are built with ``matplotlib.figure.Figure`` (no
 pyplot, no global state, no display needed); each function returns the Figure and,
@@ -32,64 +36,95 @@ def _finish(fig, out):
     return fig
 
 
-def _lam_label(model):
-    return r"$\lambda = 1/C$" if model == "logistic" else r"$\lambda = \alpha$"
+def _param(model):
+    """The one parameterization of every plot: ``C`` for logistic, ``alpha`` for ridge."""
+    return "C" if model == "logistic" else "alpha"
 
 
-def plot_path(result, *, top=None, ax=None, out=None):
-    """Coefficients against the penalty ``lam`` (log scale): one line per feature.
+def _param_label(model):
+    if model == "logistic":
+        return r"C  (penalty $\lambda = 1/C$; larger C = weaker penalty $\rightarrow$)"
+    return r"alpha  (penalty $\lambda = \alpha$; larger alpha = stronger penalty $\rightarrow$)"
+
+
+def _title(text, data):
+    return f"{data}: {text}" if data else text
+
+
+LABELLED = 8  # a path of more features than this labels only its largest ones
+
+
+def plot_path(result, *, top=None, labelled=LABELLED, data=None, ax=None, out=None):
+    """Coefficients against ``C`` (logistic) or ``alpha`` (ridge), log scale: one line per feature.
 
     ``result``: a :class:`tikhon.path.PathResult`. ``top``: draw only the ``top``
-    features of largest ``max |w_j|`` along the path (all by default).
+    features of largest ``max |w_j|`` along the path (all by default). The ``labelled``
+    largest drawn features are named in the legend (``feature j``); with more features
+    than that, the others are thin grey lines. ``data``: the data set's name, for the title.
     """
     fig, ax = _figure(ax)
-    order = np.argsort(result.lams)
-    lams, coefs = result.lams[order], result.coefs[order]
+    order = np.argsort(result.grid)
+    grid, coefs = np.asarray(result.grid)[order], result.coefs[order]
+    size = np.abs(coefs).max(axis=0)
+    ranked = np.argsort(-size, kind="stable")
     features = np.arange(coefs.shape[1])
     if top is not None and top < features.size:
-        features = np.sort(np.argsort(-np.abs(coefs).max(axis=0), kind="stable")[:top])
+        features = np.sort(ranked[:top])
+    named = set(ranked[:labelled].tolist()) if features.size > labelled else set(features.tolist())
+    colors = iter([f"C{k}" for k in (0, 1, 2, 3, 4, 5, 6, 8, 9)] * (len(named) // 9 + 1))  # no grey C7
     for j in features:
-        ax.plot(lams, coefs[:, j], lw=1.0)
+        if j in named:
+            ax.plot(grid, coefs[:, j], lw=1.4, label=f"feature {j}", zorder=3, color=next(colors))
+        else:
+            ax.plot(grid, coefs[:, j], lw=0.6, color="0.7", zorder=2)
     ax.set_xscale("log")
     ax.grid(True, which="major", color="0.9", lw=0.6)
-    ax.set_xlabel(_lam_label(result.model) + "   (stronger penalty →)")
+    ax.set_xlabel(_param_label(result.model))
     ax.set_ylabel("coefficient $w_j$")
     shown = f"{features.size} of {coefs.shape[1]} features" if features.size < coefs.shape[1] \
         else f"{coefs.shape[1]} features"
-    ax.set_title(f"{result.model} regularization path ({shown}; {result.method})", fontsize=10)
+    ax.set_title(_title(f"{result.model} regularization path over {_param(result.model)} ({shown}; "
+                        f"{result.method})", data), fontsize=10)
+    handles, labels = ax.get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda i: -size[int(labels[i].split()[1])])
+    title = f"largest {len(named)} by max |w_j|" if features.size > len(named) else None
+    ax.legend([handles[i] for i in order], [labels[i] for i in order], fontsize=7, title=title,
+              title_fontsize=7, loc="best")
     return _finish(fig, out)
 
 
-def plot_cv(estimator, *, ax=None, out=None):
-    """Mean training and validation score against ``lam``, +-1 std bands, chosen ``lam`` marked.
+def plot_cv(estimator, *, data=None, ax=None, out=None):
+    """Mean training and validation score against ``C`` (logistic) or ``alpha`` (ridge),
+    +-1 std bands, the chosen value marked.
 
     ``estimator``: a fitted :class:`tikhon.LogisticRegressionCV` or :class:`tikhon.RidgeCV`.
     Three lines: training, validation, and the vertical mark at the chosen value.
     """
     fig, ax = _figure(ax)
     if hasattr(estimator, "Cs_"):
-        lams, chosen, model = 1.0 / estimator.Cs_, 1.0 / float(np.ravel(estimator.C_)[0]), "logistic"
+        grid, chosen, model = np.asarray(estimator.Cs_), float(np.ravel(estimator.C_)[0]), "logistic"
     else:
-        lams, chosen, model = np.asarray(estimator.alphas_), float(estimator.alpha_), "ridge"
-    order = np.argsort(lams)
-    lams = lams[order]
+        grid, chosen, model = np.asarray(estimator.alphas_), float(estimator.alpha_), "ridge"
+    order = np.argsort(grid)
+    grid = grid[order]
     for scores, label, color in ((estimator.train_scores_, "training", "tab:blue"),
                                  (estimator.cv_scores_, "validation", "tab:orange")):
         scores = np.asarray(scores)[:, order]
         mean, std = scores.mean(axis=0), scores.std(axis=0)
-        ax.plot(lams, mean, marker="o", ms=3, color=color, label=label)
+        ax.plot(grid, mean, marker="o", ms=3, color=color, label=label)
         if scores.shape[0] > 1:
-            ax.fill_between(lams, mean - std, mean + std, color=color, alpha=0.15, lw=0)
-    ax.axvline(chosen, color="k", ls="--", lw=1.0, label=f"chosen $\\lambda$ = {chosen:.3g}")
+            ax.fill_between(grid, mean - std, mean + std, color=color, alpha=0.15, lw=0)
+    ax.axvline(chosen, color="k", ls="--", lw=1.0, label=f"chosen {_param(model)} = {chosen:.3g}")
     ax.set_xscale("log")
-    ax.set_xlabel(_lam_label(model))
+    ax.set_xlabel(_param_label(model))
     scoring = getattr(estimator, "scoring", None)
     ax.set_ylabel(str(scoring) if scoring is not None else
                   ("accuracy" if model == "logistic" else
                    ("R$^2$" if getattr(estimator, "cv_method_", "") == "kfold" else "minus mean squared error")))
     what = "leave-one-out" if getattr(estimator, "cv_method_", "") == "loo" else \
         f"{np.asarray(estimator.cv_scores_).shape[0]}-fold"
-    ax.set_title(f"training vs validation score ({what})", fontsize=10)
+    ax.set_title(_title(f"training vs validation score ({what}), chosen {_param(model)} = {chosen:.3g}", data),
+                 fontsize=10)
     ax.legend(fontsize=8)
     return _finish(fig, out)
 
@@ -144,7 +179,8 @@ def plot_weight_decay(X, y, lams, *, model="logistic", n_iter=200, learning_rate
                                backend=backend)
     fig, ax = _figure(ax)
     for lam, curve in zip(np.asarray(lams, dtype=np.float64), norms):
-        ax.plot(np.arange(curve.size), curve, label=f"$\\lambda$ = {lam:g}")
+        name = f"C = {1.0 / lam:.3g}" if model == "logistic" else f"alpha = {lam:.3g}"
+        ax.plot(np.arange(curve.size), curve, label=f"{name} ($\\lambda$ = {lam:g})")
     ax.set_xlabel("gradient-descent iteration")
     ax.set_ylabel(r"$\|w\|_2$")
     ax.set_title(r"weight decay: $w \leftarrow w(1 - \eta\lambda/m) - \eta\,\nabla L$", fontsize=10)
@@ -160,7 +196,16 @@ def _records(item):
     return records
 
 
-def plot_history(histories, *, labels=None, x="time", ax=None, out=None):
+def _shared_setting(items):
+    """``"C = 1"`` / ``"alpha = 1"`` when every fitted estimator in ``items`` has the same one."""
+    values = {(name, getattr(item, name)) for item in items for name in ("C", "alpha") if hasattr(item, name)}
+    if len(values) == 1:
+        name, value = values.pop()
+        return f"{name} = {value:g}"
+    return None
+
+
+def plot_history(histories, *, labels=None, x="time", data=None, ax=None, out=None):
     """Convergence: relative suboptimality ``(P - P*) / P*`` against time or iteration.
 
     ``histories``: a fitted estimator (its ``history_``), a list of ``(seconds,
@@ -188,7 +233,8 @@ def plot_history(histories, *, labels=None, x="time", ax=None, out=None):
         ax.plot(xs, gap, marker=".", ms=3, label=str(label))
     ax.set_yscale("log")
     ax.set_xlabel("seconds" if x == "time" else "iteration")
-    ax.set_ylabel(r"$(P - P^*) / P^*$")
-    ax.set_title("convergence", fontsize=10)
+    ax.set_ylabel("relative suboptimality $(P - P^*) / P^*$\n$P^*$ = lowest objective of these runs")
+    setting = _shared_setting(items)
+    ax.set_title(_title("convergence" + (f", {setting}" if setting else ""), data), fontsize=10)
     ax.legend(fontsize=8)
     return _finish(fig, out)
