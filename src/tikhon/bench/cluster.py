@@ -4,7 +4,7 @@
 processes, one thread each) and closes it when the bench ends; ``--dask-scheduler
 ADDRESS`` connects to a running cluster instead (left running). The data of each data
 set is then put on the cluster chunked by rows (:func:`to_dask`, dense or CSR blocks,
-persisted once) and the ``dask`` backend's cells fit on it; the scoring, the reference
+scattered to the workers once) and the ``dask`` backend's cells fit on it; the scoring, the reference
 optimum and the anchors use the same data in memory.
 """
 from __future__ import annotations
@@ -62,13 +62,16 @@ def chunk_rows(n, client, rows=None):
 
 
 def to_dask(X, client, rows=None):
-    """``X`` as a dask array chunked by rows (dense or CSR blocks), persisted on ``client``."""
+    """``X`` as a dask array chunked by rows (dense or CSR blocks) whose chunks are already on
+    the workers (scattered once: the graph holds references, not the data)."""
     import dask.array as da
 
     rows = chunk_rows(X.shape[0], client, rows)
-    Xd = da.from_array(X, chunks=(rows, X.shape[1]), asarray=False)
-    (Xd,) = client.persist([Xd])
-    return Xd
+    blocks = [X[start:start + rows] for start in range(0, X.shape[0], rows)]
+    futures = client.scatter(blocks)
+    meta = X[:0]
+    return da.concatenate([da.from_delayed(f, shape=b.shape, dtype=X.dtype, meta=meta)
+                           for f, b in zip(futures, blocks)], axis=0)
 
 
 def small_slice(Xd, rows):
