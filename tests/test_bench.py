@@ -247,14 +247,14 @@ def test_each_suite_runs_at_a_small_scale(tmp_path, suite, capsys):
     if suite == "load":
         assert len(result["gridsearch"]) == 2 and {r["label"] for r in result["gridsearch"][0]["runs"]} == {
             "tikhon", "sklearn"}
-        assert [ds["load"]["processes"] for ds in result["datasets"]] == [0, 1] * 4
+        assert [ds["load"]["processes"] for ds in result["datasets"]] == [0, 1] * 5
         assert [g["load"]["processes"] for g in result["gridsearch"]] == [0, 1]
         for ds in result["datasets"]:
             for problem in ds["problems"]:
                 labels = [r["label"] for r in problem["records"]]
                 assert labels == ["tikhon/default", "numpy/default", "sklearn/default"], labels
                 assert problem["verdict"]["text"].startswith("fastest default fit here:")
-        assert len(result["loads"]) == 5
+        assert len(result["loads"]) == 6
         return
     problems = [p for ds in result["datasets"] for p in ds["problems"]]
     assert problems and all(p["verdict"]["text"] in out for p in problems)

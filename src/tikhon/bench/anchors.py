@@ -321,17 +321,19 @@ class _Skglm(_Adapter):
         if solver == "LBFGS" and problem.task == "ridge" and sp.issparse(problem.X):
             raise _Skip("skglm's Quadratic datafit has no sparse gradient for LBFGS: dense X only")
 
-    def _estimator(self, problem, solver, tol, max_iter=1000):
+    def _estimator(self, problem, solver, tol, max_iter=None):
         from skglm import GeneralizedLinearEstimator, datafits, penalties, solvers
 
         datafit = datafits.Logistic() if problem.task == "logistic" else datafits.Quadratic()
         alpha = problem.lam / problem.m
         if solver == "LBFGS":
-            penalty, algo = penalties.L2(alpha), solvers.LBFGS(tol=tol, max_iter=max_iter)
+            penalty, algo = penalties.L2(alpha), solvers.LBFGS(tol=tol, max_iter=max_iter or 1000)
             algo.fit_intercept, algo.warm_start = False, False  # what the estimator reads; LBFGS fits none
         else:
             penalty = penalties.L1_plus_L2(alpha, l1_ratio=0.0)
-            algo = getattr(solvers, solver)(tol=tol, max_iter=max_iter, fit_intercept=problem.fit_intercept,
+            # skglm's own outer-iteration cap (50 for both): a single run at a tight tol on a9a
+            # otherwise takes up to 100 s, far past any budget (the sweep cannot stop a run)
+            algo = getattr(solvers, solver)(tol=tol, max_iter=max_iter or 50, fit_intercept=problem.fit_intercept,
                                             ws_strategy="fixpoint")
         return GeneralizedLinearEstimator(datafit, penalty, algo)
 

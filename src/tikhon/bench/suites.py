@@ -17,7 +17,8 @@ dask       the dask backend on 2 local worker processes (1 thread each; or --das
            --dask-scheduler) against in-memory Numba: dense 1e6 x 100 chunked by rows
 load       contention (issue 15): tikhon's default fit, the NumPy backend and scikit-learn's
            LogisticRegression() / Ridge() at their defaults, quiet and beside --load N busy
-           processes (default 2): a9a, dense 7000 x 28, 2000 x 500, 1e6 x 100; then
+           processes (default 2): a9a, dense 7000 x 28, 2000 x 500, 1e6 x 100 and 1000 x 10
+           (the fixed cost of a fit); then
            GridSearchCV(LogisticRegression(), {"C": [...]}, n_jobs=2) on dense 2e5 x 100
 =========  ==================================================================================
 
@@ -84,7 +85,9 @@ def _dask(scale, load):
 
 def _load(scale, load):
     parts = []
-    data = ["a9a", _dense(7000, 28, 1.0), _dense(2000, 500, 1.0), _dense(1_000_000, 100, scale)]
+    # 1000 x 10: the fixed cost of a fit (validation, set-up, certificate), issue 18 item 2
+    data = ["a9a", _dense(7000, 28, 1.0), _dense(2000, 500, 1.0), _dense(1_000_000, 100, scale),
+            _dense(1000, 10, 1.0)]
     for spec in data:
         for n in (0, load):
             parts.append(BenchConfig(data=[spec], label=f"load {n}", defaults=True, C=[1.0], alpha=[1.0],
