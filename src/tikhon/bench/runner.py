@@ -307,6 +307,11 @@ def _plan_cells(config, X, loss, Xd=None):
                 if config.solvers is not None:
                     skipped[f"{name}/{solver}"] = f"backend {cls.name!r} runs only its own loops {sorted(cls.loops)}"
                 continue
+            if solver == "newton_cholesky" and X.shape[1] > anchor_mod.DENSE_HESSIAN_MAX_FEATURES:
+                skipped[f"{name}/{solver}"] = (f"forms the d x d Hessian ({X.shape[1]} features, "
+                                               f"{8 * X.shape[1] ** 2 / 1e9:.2g} GB): run only up to "
+                                               f"{anchor_mod.DENSE_HESSIAN_MAX_FEATURES} features")
+                continue
             if name == "dask" and solver == "sgd":
                 skipped["dask/sgd"] = "sgd does not run on dask (a round trip per mini-batch)"
                 continue
@@ -566,10 +571,10 @@ def run_dataset(config, dataset, progress, client=None):
         plans[loss] = _plan_cells(config, X, loss, Xd)
         out["skipped"].update(plans[loss][1])
     progress.start(_n_steps(config, problems, plans), f"{dataset.name}{' [' + config.label + ']' if config.label else ''}")
-    if problems:
+    if problems and config.fits:  # a kernels-only part needs no warm-up fit (time_call warms each kernel)
         _warm_up(config, plans, X, y, Xd, client, out, progress)
-        if config.kernels:
-            _kernels(config, plans, X, y, Xd, client, out, progress)
+    if problems and config.kernels:
+        _kernels(config, plans, X, y, Xd, client, out, progress)
     for problem in problems if config.fits else ():
         out["problems"].append(_run_problem(config, problem, plans[problem["loss"]][0], X, y, Xd, progress))
     progress.finish()
