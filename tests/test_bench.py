@@ -288,3 +288,16 @@ def test_report_of_a_run_is_text(tmp_path):
     text = format_tables(result)
     assert "one read of X" in text and "floor" not in text.split("verdicts")[0].lower().replace("floor of", "")
     assert time.time() > 0
+
+
+def test_dense_hessian_solvers_skip_wide_data_with_the_reason():
+    """newton_cholesky forms a d x d Gram: on 6000 features (288 MB) the bench skips it, saying so."""
+    import scipy.sparse as sp
+
+    from tikhon.bench.runner import _plan_cells
+
+    X = sp.random(50, 6000, density=0.01, format="csr", random_state=0)
+    config = validate(BenchConfig(backends="numpy", solvers="newton,newton_cholesky", anchors="none"))
+    cells, skipped = _plan_cells(config, X, "logistic")
+    assert [c[3] for c in cells] == ["newton"]
+    assert "forms the d x d Hessian (6000 features, 0.29 GB)" in skipped["numpy/newton_cholesky"]
