@@ -83,8 +83,12 @@ def _suboptimality_figure(plt, ds):
 
 def _kernel_figure(plt, datasets):
     n = max(1, len(datasets))
-    fig, axes = plt.subplots(1, n, figsize=(max(4.5, 1.2 * 6) * n, 4.4), squeeze=False)
-    for ax, ds in zip(axes[0], datasets):
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.2 * cols, 4.6 * rows), squeeze=False)
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
+    for ax, ds in zip(axes.ravel(), datasets):
         k = ds["kernels"]
         names, values = [], []
         for loss in [key for key in k if key != "floor"]:
@@ -97,6 +101,7 @@ def _kernel_figure(plt, datasets):
         best = k["floor"]["GBps"]
         ax.axhline(best, color="tab:red", ls="--",
                    label=f"best possible: one read of X, {k['floor']['what']} ({best:.2f} GB/s)")
+        ax.set_ylim(0, 1.3 * max([best, *values]))  # room for the legend above the bars
         ax.set_ylabel("effective bandwidth, GB/s\n(bytes of X / time of one loss+gradient pass)")
         part = f" [{ds['part']}]" if ds.get("part") else ""
         ax.set_title(f"{ds['name']}{part}: {ds['format']} {ds['dtype']}", fontsize=10)
