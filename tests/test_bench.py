@@ -301,3 +301,24 @@ def test_dense_hessian_solvers_skip_wide_data_with_the_reason():
     cells, skipped = _plan_cells(config, X, "logistic")
     assert [c[3] for c in cells] == ["newton"]
     assert "forms the d x d Hessian (6000 features, 0.29 GB)" in skipped["numpy/newton_cholesky"]
+
+
+def test_anchors_read_csr_with_int64_indices():
+    """The embedded a9a has int64 indices, which scikit-learn's sag/saga/liblinear refuse: the
+    anchors get an int32 copy (every sag/saga/liblinear row of the fits suite failed before)."""
+    import scipy.sparse as sp
+
+    from tikhon.bench.problems import Dataset
+    from tikhon.bench.runner import run_dataset
+
+    X, y = tikhon.datasets.make_sparse_classification(300, 20, 0.3, seed=2)
+    X = sp.csr_matrix(X)
+    X.indices, X.indptr = X.indices.astype(np.int64), X.indptr.astype(np.int64)  # as svmlight gives a9a's
+    config = validate(BenchConfig(C=[1.0], backends="numpy", fit_intercept=False, kernels=False, warmup=False,
+                                  anchors="sklearn/saga,sklearn/liblinear", anchor_budget=0.3))
+    out = run_dataset(config, Dataset("csr64", X, y), Progress(enabled=False))
+    assert out["index_dtype"] == "int64"
+    (problem,) = out["problems"]
+    anchors = [r for r in problem["records"] if r["kind"] == "anchor"]
+    assert [r["label"] for r in anchors] == ["sklearn/saga", "sklearn/liblinear"]
+    assert all(r["error"] is None for r in anchors), [r["error"] for r in anchors]

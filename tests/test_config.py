@@ -153,3 +153,58 @@ def test_thread_count_reaches_the_numba_backend(data):
     assert numba.get_num_threads() == before  # restored after each call
     two = tikhon.LogisticRegression(backend="numba", solver="newton", tol=1e-10).fit(X, y)
     assert np.allclose(one.coef_, two.coef_, rtol=1e-9, atol=1e-12)
+
+
+# ---- the thread budget -------------------------------------------------------------
+from tikhon._config import available_cores, sharing_cores, thread_budget  # noqa: E402
+
+
+def _cpus():
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def test_the_budget_is_the_cores_by_default_and_an_explicit_count_wins(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert thread_budget() == available_cores() == _cpus()
+    with tikhon.config_context(n_threads=3):
+        assert thread_budget() == 3
+
+
+@pytest.mark.parametrize("value, expected", [("1", 1), ("1,1", 1), ("", None), ("lots", None), ("0", None)])
+def test_omp_num_threads_caps_the_cores(monkeypatch, value, expected):
+    """joblib's loky workers and dask's worker processes say so with OMP_NUM_THREADS."""
+    monkeypatch.setenv("OMP_NUM_THREADS", value)
+    assert available_cores() == (expected if expected is not None else _cpus())
+    assert thread_budget() == available_cores()
+    with tikhon.config_context(n_threads=2):
+        assert thread_budget() == 2  # explicit still wins
+
+
+def test_fits_running_at_once_share_the_cores(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    cores = available_cores()
+    with sharing_cores():
+        assert thread_budget() == cores
+        seen = []
+        with sharing_cores():
+            thread = threading.Thread(target=lambda: seen.append(thread_budget()))
+            thread.start()
+            thread.join()
+            assert thread_budget() == max(1, cores // 2)
+        assert seen == [max(1, cores // 2)]  # the count is process-wide, not per thread
+        assert thread_budget() == cores
+    with pytest.raises(RuntimeError):
+        with sharing_cores():
+            raise RuntimeError
+    assert thread_budget() == cores  # released on error
+
+
+def test_a_dask_worker_thread_gets_its_share(monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=2,
+                            dashboard_address=None) as client:
+        budget = client.submit(thread_budget, pure=False).result()
+    assert budget == max(1, available_cores() // 2)

@@ -99,12 +99,22 @@ _SCRIPT = textwrap.dedent(r"""
 """)
 
 
+def _layer_missing(layer):
+    """Why Numba's threading layer ``layer`` cannot start here (None if it can): asked of
+    Numba itself in a subprocess (it finds libtbb where a bare import of its tbbpool
+    module does not)."""
+    env = dict(os.environ, NUMBA_THREADING_LAYER=layer)
+    out = subprocess.run([sys.executable, "-c", "import numba; numba.get_num_threads(); "
+                          "print(numba.threading_layer())"], env=env, capture_output=True,
+                         text=True, timeout=120)
+    if out.returncode == 0 and out.stdout.strip() == layer:
+        return None
+    last = (out.stderr.strip().splitlines() or ["?"])[-1]
+    return f"Numba's {layer} threading layer cannot start here ({last})"
+
+
 def _tbb_missing():
-    try:
-        from numba.np.ufunc import tbbpool  # noqa: F401
-    except ImportError as exc:
-        return f"Numba's tbb threading layer cannot load here ({exc}); pip install tbb"
-    return None
+    return _layer_missing("tbb")
 
 
 @pytest.mark.parametrize("layer", ["workqueue", "default", "tbb"])
@@ -195,3 +205,273 @@ def test_in_process_dask_workers_beside_a_numba_fit_under_workqueue():
     assert out.returncode == 0, f"exit {out.returncode}: {out.stderr[-3000:]}"
     same = json.loads(out.stdout.strip().splitlines()[-1])
     assert same == [True] * 6
+
+
+# --------------------------------------------------------------------------------------
+# The thread budget: nested parallelism uses at most the cores, and results do not
+# depend on the thread count.
+# Before: every fit took Numba's default count (all cores) whatever ran beside it, and
+# LogisticRegressionCV's fold threads did not get the caller's config_context: two
+# fits in two threads, LogisticRegressionCV(n_jobs=2), GridSearchCV(n_jobs=2) on the
+# threading backend and a dask worker with two threads each ran 4 Numba threads at once
+# on 2 cores (counted as below). A pass's result depended on its thread count (the rows
+# were split in one chunk per thread), so fits differed in the last bits with it.
+# --------------------------------------------------------------------------------------
+import threading  # noqa: E402
+import warnings  # noqa: E402
+
+import numpy as np  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+
+import tikhon  # noqa: E402
+from tikhon._config import available_cores  # noqa: E402
+
+
+class _PassCounter:
+    """Wraps the kernels' ``one_pass`` to count the Numba threads of tikhon's passes
+    running at once: the count each call was launched with (``numba.get_num_threads()``
+    in the calling thread, which Numba's parallel region uses), summed over threads."""
+
+    def __init__(self, kernels):
+        self.kernels, self.original = kernels, kernels.one_pass
+        self.lock, self.now, self.peak, self.counts = threading.Lock(), 0, 0, set()
+
+    def __call__(self, *args):
+        import numba
+
+        n = numba.get_num_threads()
+        with self.lock:
+            self.now += n
+            self.peak = max(self.peak, self.now)
+            self.counts.add(n)
+        try:
+            return self.original(*args)
+        finally:
+            with self.lock:
+                self.now -= n
+
+
+@pytest.fixture
+def pass_counter(monkeypatch):
+    from tikhon.backends import _numba_kernels
+
+    counter = _PassCounter(_numba_kernels)
+    monkeypatch.setattr(_numba_kernels, "one_pass", counter)
+    return counter
+
+
+def _nested_data():
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((24000, 30))  # 720,000 entries a pass: several chunks
+    y = np.where(X @ rng.standard_normal(30) + rng.standard_normal(24000) > 0, 1, -1)
+    return X, y
+
+
+def _together(jobs):
+    """Run the callables in threads started together; their results in order."""
+    start, out = threading.Barrier(len(jobs)), [None] * len(jobs)
+
+    def run(i):
+        start.wait()
+        out[i] = jobs[i]()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def _same_bits(a, b):
+    return a.coef_.tobytes() == b.coef_.tobytes() and np.float64(a.intercept_) == np.float64(b.intercept_)
+
+
+def _need_two_cores():
+    if available_cores() < 2:
+        pytest.skip("one core here: no budget to share")
+
+
+def test_fits_in_user_threads_share_the_cores(pass_counter):
+    _need_two_cores()
+    X, y = _nested_data()
+    fit = lambda C: tikhon.LogisticRegression(C=C, backend="numba", solver="newton").fit(X, y)  # noqa: E731
+    alone = [fit(C) for C in (0.5, 2.0)]
+    assert max(pass_counter.counts) == min(available_cores(), 2) or available_cores() > 2  # threads alone
+    pass_counter.peak = 0
+    together = _together([lambda: [fit(0.5) for _ in range(3)], lambda: [fit(2.0) for _ in range(3)]])
+    assert pass_counter.peak <= max(available_cores(), 2), pass_counter.peak
+    assert all(_same_bits(m, alone[0]) for m in together[0])
+    assert all(_same_bits(m, alone[1]) for m in together[1])
+
+
+def test_logistic_regression_cv_fold_threads_get_the_budget(pass_counter):
+    _need_two_cores()
+    X, y = _nested_data()
+    cv = lambda n_jobs: tikhon.LogisticRegressionCV(Cs=[0.1, 1.0, 10.0], cv=4, backend="numba",  # noqa: E731
+                                                    n_jobs=n_jobs).fit(X, y)
+    one = cv(1)
+    pass_counter.peak = 0
+    two = cv(2)
+    assert pass_counter.peak <= max(available_cores(), 2), pass_counter.peak
+    assert _same_bits(one, two) and np.array_equal(one.cv_scores_, two.cv_scores_)
+    # the caller's explicit budget reaches the fold threads (before: they took Numba's
+    # default count, every core)
+    pass_counter.counts = set()
+    with tikhon.config_context(n_threads=1):
+        cv(2)
+    assert pass_counter.counts == {1}
+
+
+def test_grid_search_on_joblib_threads_shares_the_cores(pass_counter):
+    _need_two_cores()
+    from joblib import parallel_config
+    from sklearn.model_selection import GridSearchCV
+
+    X, y = _nested_data()
+    search = lambda n_jobs: GridSearchCV(tikhon.LogisticRegression(backend="numba", solver="newton"),  # noqa: E731
+                                         {"C": [0.1, 1.0, 10.0, 100.0]}, cv=2, n_jobs=n_jobs).fit(X, y)
+    alone = search(1)
+    pass_counter.peak = 0
+    with parallel_config(backend="threading"):
+        nested = search(2)
+    assert pass_counter.peak <= max(available_cores(), 2), pass_counter.peak
+    assert np.array_equal(alone.cv_results_["mean_test_score"], nested.cv_results_["mean_test_score"])
+    assert _same_bits(alone.best_estimator_, nested.best_estimator_)
+
+
+def test_fits_in_dask_worker_threads_share_the_cores(pass_counter):
+    _need_two_cores()
+    distributed = pytest.importorskip("distributed")
+    X, y = _nested_data()
+
+    def fit(C):
+        return tikhon.LogisticRegression(C=C, backend="numba", solver="newton").fit(X, y)
+
+    alone = [fit(C) for C in (0.5, 2.0)]
+    pass_counter.peak = 0
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=2,
+                            dashboard_address=None) as client:
+        futures = [client.submit(fit, C, pure=False) for C in (0.5, 2.0, 0.5, 2.0)]
+        fitted = client.gather(futures)
+    assert pass_counter.peak <= max(available_cores(), 2), pass_counter.peak
+    assert all(_same_bits(m, alone[i % 2]) for i, m in enumerate(fitted))
+
+
+_LOKY_GRID = textwrap.dedent(r"""
+    import json
+    import numpy as np
+    from sklearn.model_selection import GridSearchCV
+    import tikhon
+
+    def peak_threads(estimator, X, y):  # runs in the worker, after its fit
+        from tikhon.backends.numba import threads_in_use
+        return float(threads_in_use(reset=True)[1])
+
+    if __name__ == "__main__":
+        rng = np.random.default_rng(7)
+        X = rng.standard_normal((24000, 30))
+        y = np.where(X @ rng.standard_normal(30) + rng.standard_normal(24000) > 0, 1, -1)
+        grid = {"C": [0.1, 1.0, 10.0, 100.0]}
+        est = tikhon.LogisticRegression(backend="numba", solver="newton")
+        search = GridSearchCV(est, grid, cv=2, n_jobs=2, scoring={"peak": peak_threads, "acc": "accuracy"},
+                              refit="acc").fit(X, y)
+        alone = GridSearchCV(est, grid, cv=2, n_jobs=1).fit(X, y)
+        print(json.dumps({"peaks": search.cv_results_["mean_test_peak"].tolist(),
+                          "same": bool(np.array_equal(search.cv_results_["mean_test_acc"],
+                                                      alone.cv_results_["mean_test_score"])),
+                          "coef": bool(search.best_estimator_.coef_.tobytes()
+                                       == alone.best_estimator_.coef_.tobytes())}))
+""")
+
+
+def test_grid_search_in_loky_workers_keeps_their_limit():
+    """joblib's loky workers get NUMBA_NUM_THREADS/OMP_NUM_THREADS = cores // n_jobs;
+    the fits there use at most that (counted in the worker by threads_in_use)."""
+    _need_two_cores()
+    env = dict(os.environ)
+    for name in ("TIKHON_BACKEND", "NUMBA_NUM_THREADS", "OMP_NUM_THREADS"):
+        env.pop(name, None)
+    out = subprocess.run([sys.executable, "-c", _LOKY_GRID], env=env, capture_output=True,
+                         text=True, timeout=900)
+    assert out.returncode == 0, f"exit {out.returncode}: {out.stderr[-3000:]}"
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    share = max(1, available_cores() // 2)
+    assert 1 <= max(report["peaks"]) <= share, report
+    assert report["same"] and report["coef"], report
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "csr"])
+@pytest.mark.parametrize("solver", ["newton", "newton_cholesky", "lbfgs", "gd", "sgd"])
+def test_results_do_not_depend_on_the_thread_count(layout, solver, request):
+    """The rows are split into chunks chosen from the data alone, so 1 and 2 threads
+    give the same bits (a fortiori the same result to 1e-12 relative)."""
+    _need_two_cores()
+    # gd and sgd run whole loops in Numba, whose compilation must see the real one_pass
+    counter = None if solver in ("gd", "sgd") else request.getfixturevalue("pass_counter")
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(3)
+    if layout == "csr":
+        X = sp.random(20000, 300, density=0.02, format="csr", random_state=3)
+    else:
+        X = rng.standard_normal((6000, 40))
+        X = np.asfortranarray(X) if layout == "F" else X
+    y = np.where(rng.random(X.shape[0]) < 0.5, 1, -1)
+    params = dict(backend="numba", solver=solver, max_iter=25, random_state=0)
+    fits = []
+    for n_threads in (1, 2):
+        with tikhon.config_context(n_threads=n_threads), warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            fits.append(tikhon.LogisticRegression(**params).fit(X, y))
+            fits.append(tikhon.Ridge(alpha=1.0, **params).fit(X, y) if solver != "sgd" else fits[-1])
+    assert _same_bits(fits[0], fits[2]) and _same_bits(fits[1], fits[3])
+    np.testing.assert_allclose(fits[2].coef_, fits[0].coef_, rtol=1e-12, atol=0)
+    if counter is not None:  # the passes really ran on 1 and on 2 threads
+        assert counter.counts == {1, 2}
+
+
+
+# --------------------------------------------------------------------------------------
+# Waiting: Numba's OpenMP threads wait passively when tikhon starts them
+# Before: GNU OpenMP's default spin (GOMP_SPINCOUNT 300000) after every region; a pass
+# followed by a BLAS call, or a pass beside busy processes, waited for spinning threads.
+# libgomp prints what it read at load time with OMP_DISPLAY_ENV=VERBOSE; the marker
+# separates scikit-learn's own vendored libgomp (loaded by `import tikhon`) from the
+# one Numba loads.
+# --------------------------------------------------------------------------------------
+_WAIT_SCRIPT = textwrap.dedent(r"""
+    import json, os, sys
+    import tikhon
+    sys.stderr.write("@@numba@@\n"); sys.stderr.flush()
+    from tikhon.backends import _numba_kernels as k
+    print(json.dumps({"state": k.threading_state, "left": os.environ.get("OMP_WAIT_POLICY")}))
+""")
+
+
+def _start_omp(extra_env):
+    if _layer_missing("omp"):
+        pytest.skip(_layer_missing("omp"))
+    env = dict(os.environ, NUMBA_THREADING_LAYER="omp", OMP_DISPLAY_ENV="VERBOSE", **extra_env)
+    for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME"):
+        if name not in extra_env:
+            env.pop(name, None)
+    out = subprocess.run([sys.executable, "-c", _WAIT_SCRIPT], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    numba_part = out.stderr.split("@@numba@@", 1)[1]
+    return json.loads(out.stdout.strip().splitlines()[-1]), numba_part
+
+
+def test_numba_openmp_threads_wait_passively_and_the_environment_is_left_as_it_was():
+    report, displayed = _start_omp({})
+    assert "GOMP_SPINCOUNT = '0'" in displayed, displayed  # passive: no spinning
+    assert report["state"] == {"layer": "omp", "wait": "passive (set by tikhon)"}
+    assert report["left"] is None  # not left in the user's environment
+
+
+def test_the_users_own_wait_policy_wins():
+    report, displayed = _start_omp({"OMP_WAIT_POLICY": "ACTIVE"})
+    assert "OMP_WAIT_POLICY = 'ACTIVE'" in displayed, displayed
+    assert report["state"]["wait"] == "as the environment sets it"
+    assert report["left"] == "ACTIVE"

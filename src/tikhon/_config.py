@@ -3,14 +3,31 @@
 Precedence for the backend: the estimator's ``backend=`` argument, then the innermost
 :func:`config_context` / :func:`set_config`, then the ``TIKHON_BACKEND`` environment
 variable, then ``"auto"``. Settings are thread-local (as in scikit-learn).
+
+Threads are a budget, not a global: :func:`thread_budget` is the number of threads a
+fit may use now, and the kernels take it per call (no fit changes process-wide state).
+It is, from the first that applies:
+
+1. ``config_context(n_threads=...)`` / ``set_config(n_threads=...)`` in this thread
+   (``LogisticRegressionCV(n_jobs=k)`` and ``RidgeCV(n_jobs=k)`` give each fold thread
+   its share this way);
+2. else the cores left: the CPUs this process may run on (``os.sched_getaffinity``),
+   at most ``OMP_NUM_THREADS`` when it is set (the OpenMP convention scikit-learn's own
+   OpenMP code follows; joblib sets it, with ``NUMBA_NUM_THREADS``, in its loky
+   workers to ``inner_max_num_threads`` or ``cpu_count // n_jobs``, and dask's nanny
+   to 1 in worker processes), shared among the fits running in this process at once
+   (user threads, joblib's threading backend, in-process dask workers:
+   :func:`sharing_cores`) and, in a dask worker thread, among that worker's threads.
 """
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from contextlib import contextmanager
 
-__all__ = ["config_context", "get_config", "set_config", "resolve_backend", "resolve_threads"]
+__all__ = ["config_context", "get_config", "set_config", "resolve_backend", "resolve_threads",
+           "thread_budget", "sharing_cores", "available_cores"]
 
 _DEFAULTS = {"backend": None, "n_threads": None}
 _local = threading.local()
@@ -74,5 +91,66 @@ def resolve_backend(explicit=None) -> str:
 
 
 def resolve_threads() -> int | None:
-    """The thread count in force (``None``: the libraries' default)."""
+    """The thread count set with :func:`config_context` / :func:`set_config` in this
+    thread (``None``: not set; :func:`thread_budget` then decides)."""
     return _settings()["n_threads"]
+
+
+# ---- the thread budget --------------------------------------------------------------
+_active_lock = threading.Lock()
+_active_fits = 0  # fits inside sharing_cores() in this process, all threads
+
+
+@contextmanager
+def sharing_cores():
+    """Held around a whole solve: while ``k`` solves hold it, each one's
+    :func:`thread_budget` (when no explicit count is set) is ``cores // k``."""
+    global _active_fits
+    with _active_lock:
+        _active_fits += 1
+    try:
+        yield
+    finally:
+        with _active_lock:
+            _active_fits -= 1
+
+
+def _positive_int(text):
+    """The leading integer of an environment value such as ``"4"`` or ``"4,2"``, or None."""
+    try:
+        value = int(str(text).split(",")[0].strip())
+    except ValueError:
+        return None
+    return value if value >= 1 else None
+
+
+def available_cores() -> int:
+    """CPUs this process may run on, at most ``OMP_NUM_THREADS`` when it is set."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cores = os.cpu_count() or 1
+    limit = _positive_int(os.environ.get("OMP_NUM_THREADS", ""))
+    return max(1, min(cores, limit) if limit else cores)
+
+
+def _dask_worker_threads():
+    """The thread count of the dask worker running this thread, or None."""
+    if "distributed" not in sys.modules:
+        return None
+    try:
+        from distributed import get_worker
+
+        return max(1, int(get_worker().state.nthreads))
+    except Exception:  # not in a worker thread (ValueError), or an unknown version
+        return None
+
+
+def thread_budget() -> int:
+    """The number of threads a fit started now may use (see the module docstring)."""
+    explicit = _settings()["n_threads"]
+    if explicit is not None:
+        return explicit
+    cores = available_cores()
+    siblings = max(1, _active_fits, _dask_worker_threads() or 1)
+    return max(1, cores // siblings)

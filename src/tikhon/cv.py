@@ -17,7 +17,9 @@ meaning R^2 — unweighted, as scikit-learn's ``GridSearchCV`` behind ``RidgeCV`
 
 Folds run in threads (``n_jobs``): the kernels spend their time in NumPy/SciPy and
 compiled code that release the GIL. Backend choices in force (``config_context``)
-are resolved once in the caller's thread and passed to the workers explicitly.
+are resolved once in the caller's thread and passed to the workers explicitly, and so
+is the thread budget: each of ``k`` fold threads gets ``budget // k`` threads for its
+kernels (at least one), so ``n_jobs`` never multiplies the threads in use.
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.metrics import get_scorer
 from sklearn.model_selection import check_cv
 
-from ._config import resolve_backend
+from ._config import config_context, resolve_backend, thread_budget
 from . import _validation as V
 from .estimators import LogisticRegression, Ridge
 from .objective import DEFAULT_TOL
@@ -47,11 +49,22 @@ def _n_workers(n_jobs, n_folds):
 
 
 def _map_folds(function, folds, n_jobs):
+    """``[function(fold) for fold in folds]``, on ``n_jobs`` threads. The caller's
+    thread budget (:func:`tikhon._config.thread_budget`: its ``config_context(n_threads)``
+    or its share of the cores) is split among the fold threads: each runs under
+    ``config_context(n_threads=budget // workers)`` (settings are thread-local, so a
+    fold thread would otherwise start from the defaults and claim every core)."""
     workers = _n_workers(n_jobs, len(folds))
     if workers == 1:
         return [function(fold) for fold in folds]
+    share = max(1, thread_budget() // workers)
+
+    def run(fold):
+        with config_context(n_threads=share):
+            return function(fold)
+
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(function, folds))
+        return list(pool.map(run, folds))
 
 
 def _store_fit(estimator, path):

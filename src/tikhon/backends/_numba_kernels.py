@@ -18,17 +18,21 @@ Conventions
 * Precision: X is read in its own dtype (float32 or float64, never copied or cast);
   coefficients, margins and every accumulator are float64, so float32 input gets
   float64 sums (a float32 gradient summed over 1e6 rows would lose about 3 digits).
-* Parallel drivers split the rows into ``T`` contiguous chunks (``T`` = the thread
-  count, passed in: calling ``numba.get_num_threads()`` inside a kernel would make it
-  uncacheable); chunk ``c`` accumulates into row ``c`` of a ``(T, d)`` buffer that no
-  other chunk touches, and the rows are summed in a fixed order at the end: no races,
-  and results are deterministic for a fixed thread count.
+* Parallel drivers split the rows into ``T`` contiguous chunks (``T`` = the chunk
+  count, passed in; the caller chooses it from the data alone and runs the chunks on
+  at most ``T`` threads, set with ``numba.set_num_threads``); chunk ``c`` accumulates
+  into row ``c`` of a ``(T, d)`` buffer that no other chunk touches, and the rows are
+  summed in a fixed order at the end: no races, and results are the same bits
+  whatever the number of threads that ran the chunks.
 * Loops doing dot products use ``fastmath={"reassoc", "contract"}`` so that LLVM can
   vectorize the reductions (summation order changes; no finiteness assumptions).
 """
 from __future__ import annotations
 
+import logging
+import os
 import threading
+import time
 import warnings
 from contextlib import contextmanager
 
@@ -73,13 +77,38 @@ def _cache_problem(message):
     warnings.warn(f"tikhon: {message}", NumbaCacheWarning, stacklevel=3)
 
 
+# First use: a kernel that the backend calls (an entry point below) and that is not in
+# the cache is about to compile, a stall of seconds; it is said once per entry point
+# and input type on the "tikhon" logger (INFO, with the cache's place), and how long
+# it took at DEBUG. Its callees compile inside it and are not announced.
+logger = logging.getLogger("tikhon")
+ENTRY_POINTS = frozenset({"one_pass", "loss_grad", "batch_loss_grad", "gd_loop", "sgd_loop"})
+
+
+def describe_input(sig):
+    """The input layout of a kernel signature, in words (``"dense float64 (C order)"``)."""
+    for t in sig:
+        if isinstance(t, numba.types.BaseTuple) and len(t) in (1, 3):
+            first = t[0]
+            if len(t) == 1:
+                return f"dense {first.dtype} ({'Fortran' if first.layout == 'F' else 'C'} order)"
+            return f"CSR {first.dtype} with {t[1].dtype} indices"
+    return "this input"
+
+
+def _announce_compile(name, sig, where):
+    logger.info("tikhon: compiling the Numba kernel %s for %s: a one-time cost of several "
+                "seconds; %s", name, describe_input(sig), where)
+
+
 if _FunctionCache is not None:
     class _TolerantCache(_FunctionCache):
-        """Numba's per-function disk cache; a failed read or write compiles in memory."""
+        """Numba's per-function disk cache; a failed read or write compiles in memory.
+        A miss of an entry point is announced (see "First use" above)."""
 
         def load_overload(self, sig, target_context):
             try:
-                return super().load_overload(sig, target_context)
+                data = super().load_overload(sig, target_context)
             except Exception as exc:  # any unreadable file: the function compiles anew
                 _cache_problem(f"an unreadable file in Numba's kernel cache {self.cache_path} "
                                f"was dropped ({type(exc).__name__}: {exc}); the kernel is "
@@ -88,9 +117,19 @@ if _FunctionCache is not None:
                     self.flush()  # an empty index: the next save writes a good file
                 except Exception:
                     self.disable()
-                return None
+                data = None
+            if data is None and self._py_func.__name__ in ENTRY_POINTS:
+                self._compile_started = time.perf_counter()
+                _announce_compile(self._py_func.__name__, sig,
+                                  f"cached in {self.cache_path} for later processes")
+            return data
 
         def save_overload(self, sig, data):
+            started = getattr(self, "_compile_started", None)
+            if started is not None:
+                logger.debug("tikhon: compiled %s for %s in %.1f s", self._py_func.__name__,
+                             describe_input(sig), time.perf_counter() - started)
+                self._compile_started = None
             try:
                 super().save_overload(sig, data)
             except Exception as exc:
@@ -155,6 +194,81 @@ def parallel_launch():
                 _concurrent_ok = numba.threading_layer() in THREAD_SAFE_LAYERS
             except ValueError:  # no parallel region has run yet
                 pass
+
+
+# Waiting: how Numba's idle threads wait for the next parallel region.
+# GNU OpenMP (Numba's "omp" layer on Linux) by default spins for a while (GOMP_SPINCOUNT
+# 300000 when OMP_WAIT_POLICY is unset) after each region before sleeping. Measured on
+# this 2-core machine: a loss-gradient pass (2000 x 128) followed by a BLAS Gram call
+# (dsyrk, OpenBLAS threads), twice: 16.0 ms spinning against 1.4 ms with passive waits;
+# with two busy processes beside it, 4 passes took 124 ms spinning against 0.31 ms
+# passive. The spinning thread takes the core that OpenBLAS's or the other process's
+# thread needs, and a region waits for its slowest thread. A passive wait costs a
+# wake-up per region instead (tens of microseconds, covered by MIN_PARALLEL_WORK in
+# tikhon.backends.numba). TBB's workers and workqueue's sleep by themselves.
+# libgomp reads the policy once, from the environment, when it is loaded; so when
+# tikhon is the first to start Numba's threads, the user has set neither
+# OMP_WAIT_POLICY nor GOMP_SPINCOUNT, and no libgomp is loaded yet, OMP_WAIT_POLICY=
+# PASSIVE is in the environment only while Numba loads its threading layer, then
+# removed: it applies to the libgomp that Numba loads and to nothing else the user
+# starts (their own settings always win; a Numba started before tikhon is left as is).
+WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
+threading_state = {"layer": None, "wait": None}  # what start_threads found or set
+
+
+def _openmp_loaded():
+    """Whether an OpenMP runtime Numba would share is already in the process (Linux:
+    /proc/self/maps; elsewhere unknown: None). Vendored copies (``libgomp-<hash>.so``,
+    as scikit-learn's) are separate runtimes and do not count."""
+    try:
+        with open("/proc/self/maps") as maps:
+            names = {os.path.basename(line.split()[-1]) for line in maps if "omp" in line}
+    except OSError:
+        return None
+    return any(name.startswith(("libgomp.so", "libomp.so", "libiomp5.so")) for name in names)
+
+
+_start_lock = threading.Lock()
+
+
+def start_threads():
+    """Start Numba's threading layer, with passive waits where tikhon may choose them
+    (see "Waiting" above); record what was found in :data:`threading_state`. Called
+    when this module is imported, before any kernel runs."""
+    with _start_lock:
+        if threading_state["layer"] is None:
+            _start_threads()
+    return threading_state
+
+
+def _start_threads():
+    from numba.np.ufunc import parallel
+
+    if getattr(parallel, "_is_initialized", True):
+        wait = "as Numba was started before tikhon"
+    elif any(v in os.environ for v in WAIT_VARIABLES):
+        wait = "as the environment sets it"
+    elif _openmp_loaded():
+        wait = "as the OpenMP runtime already loaded sets it"
+    else:
+        wait = None
+    if wait is None:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        try:
+            numba.get_num_threads()  # loads the layer and starts its threads
+        finally:
+            os.environ.pop("OMP_WAIT_POLICY", None)
+        wait = "passive (set by tikhon)"
+    else:
+        numba.get_num_threads()
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # NUMBA_DISABLE_JIT: no layer
+        layer = "none"
+    threading_state.update(layer=layer, wait=wait if layer == "omp" else f"{layer}'s own")
+
+
+start_threads()
 
 
 LOGISTIC = 0

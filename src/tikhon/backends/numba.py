@@ -55,12 +55,14 @@ Numba itself is imported only when this backend is used (``import tikhon`` stays
 """
 from __future__ import annotations
 
+import os
+import threading
 import time
 from contextlib import contextmanager
 
 import numpy as np
 
-from .._config import resolve_threads
+from .._config import available_cores, resolve_threads, sharing_cores, thread_budget
 from ._base import Backend, input_format
 
 __all__ = ["NumbaBackend", "NumbaCacheWarning"]
@@ -70,9 +72,63 @@ class NumbaCacheWarning(UserWarning):
     """Numba's on-disk kernel cache could not be used; kernels were compiled in memory."""
 
 
-# Passes over fewer stored entries than this run on one thread: below it the fork/join
-# of a parallel region costs more than it saves (and on a busy machine much more).
+# Chunks and threads. A pass splits the rows into ``chunks`` contiguous ranges, each
+# summed into its own buffer and reduced in a fixed order (see _numba_kernels), and runs
+# them on ``threads <= chunks`` threads. ``chunks`` depends only on the data and the
+# machine (:meth:`NumbaBackend._chunk_count`), never on the threads a call gets, so a
+# fit's result is the same bits on 1 thread or on 8, loaded or quiet, inside joblib or
+# dask workers or beside other fits: the thread count can follow the budget per call.
+# A pass gets one chunk per MIN_PARALLEL_WORK units of work (a dense entry is one unit,
+# a stored CSR entry CSR_ENTRY_WORK units), at most one per CPU of the machine, and
+# chunks of at least 8 d units (each chunk's buffer of d sums is zeroed and reduced).
+# Below 2 * MIN_PARALLEL_WORK a pass is one chunk on one thread: the launch of a
+# parallel region (waking the pool's threads) costs more than it saves.
 MIN_PARALLEL_WORK = 1 << 16
+CSR_ENTRY_WORK = 4
+
+_use = threading.Condition()
+_in_use = 0  # Numba threads running tikhon passes now, over all Python threads
+_extra = 0  # of which beyond the first of each pass (the threads tikhon adds)
+_peak = 0
+
+
+def threads_in_use(reset=False):
+    """``(now, peak)``: the Numba threads running tikhon's passes at this moment, summed
+    over every Python thread of the process, and the most seen at once since the last
+    ``reset`` (a check that nested fits keep to their share of the cores)."""
+    global _peak
+    with _use:
+        now, peak = _in_use, _peak
+        if reset:
+            _peak = _in_use
+    return now, peak
+
+
+@contextmanager
+def _claim(wanted):
+    """Take up to ``wanted`` of the cores not running other tikhon passes, at least one
+    (the calling thread's own), counted in :func:`threads_in_use` until the pass ends.
+    When every core is taken and some running pass has added threads of its own, wait
+    for those to end (at most one pass): so the threads in use never exceed the cores
+    or, when more Python threads than cores run passes at once, those threads. Yields
+    the thread count granted."""
+    global _in_use, _extra, _peak
+    cores = available_cores()
+    with _use:
+        while _in_use >= cores and _extra > 0:
+            _use.wait()
+        granted = max(1, min(wanted, cores - _in_use))
+        _in_use += granted
+        _extra += granted - 1
+        _peak = max(_peak, _in_use)
+    try:
+        yield granted
+    finally:
+        with _use:
+            _in_use -= granted
+            _extra -= granted - 1
+            if granted > 1:
+                _use.notify_all()
 
 
 def _f64(v):
@@ -111,37 +167,49 @@ class NumbaBackend(Backend):
         self._s = _f64(sample_weight)
         self._empty = np.empty(0)
         self._zeros_d = np.zeros(self.n_features)
-        # work per pass, to run small problems on one thread (no fork/join cost)
-        self._work = X.nnz if input_format(X) == "csr" else X.shape[0] * X.shape[1]
+        self._chunks = self._chunk_count(X)
+
+    def _chunk_count(self, X):
+        """Row chunks per pass (see "Chunks and threads" above)."""
+        if input_format(X) == "csr":
+            work = CSR_ENTRY_WORK * X.nnz + X.shape[0]
+        else:
+            work = X.shape[0] * X.shape[1]
+        per_chunk = max(1, MIN_PARALLEL_WORK, 8 * self.n_features)
+        return int(max(1, min(os.cpu_count() or 1, X.shape[0], work // per_chunk)))
 
     def _thread_count(self):
-        """Threads for this thread's passes: ``config_context(n_threads=...)`` if set, else
-        Numba's current count for this thread; 1 when a pass is too small to gain."""
+        """Threads for one pass: at most its chunks, the fit's budget
+        (:func:`tikhon._config.thread_budget`) and Numba's count for this thread."""
         import numba
 
-        if self._work < MIN_PARALLEL_WORK:
+        if self._chunks == 1:
             return 1
-        wanted = resolve_threads()
-        if wanted is None:
-            return numba.get_num_threads()
-        return max(1, min(int(wanted), numba.config.NUMBA_NUM_THREADS))
+        limit = numba.get_num_threads() if resolve_threads() is None else numba.config.NUMBA_NUM_THREADS
+        return max(1, min(self._chunks, thread_budget(), limit))
+
+    def solving(self):
+        """A solve counts as one of the fits sharing the cores (:func:`sharing_cores`)."""
+        return sharing_cores()
 
     @contextmanager
     def _launch(self):
         """Around one kernel call that may start a parallel region: its thread count
-        (set with ``numba.set_num_threads``, per Python thread, restored after) and the
-        launch guard of the threading layer (see the module docstring)."""
+        (:meth:`_thread_count`, granted from the cores free of other tikhon passes, set
+        with ``numba.set_num_threads``, per Python thread, restored after) and the
+        launch guard of the threading layer (see the module docstring). Yields the
+        chunk count to pass to the kernel."""
         import numba
 
         wanted = self._thread_count()
         current = numba.get_num_threads()
-        with self._k.parallel_launch():
-            if wanted == current:
-                yield current
+        with self._k.parallel_launch(), _claim(wanted) as granted:
+            if granted == current:
+                yield self._chunks
                 return
-            numba.set_num_threads(wanted)
+            numba.set_num_threads(granted)
             try:
-                yield wanted
+                yield self._chunks
             finally:
                 numba.set_num_threads(current)
 
@@ -150,9 +218,9 @@ class NumbaBackend(Backend):
         k = self._k
         rowvec = self._empty if rowvec is None else rowvec
         out = self._empty if out is None else out
-        with self._launch() as T:
+        with self._launch() as chunks:
             return k.one_pass(op, self._Xt, self._y, self._s, w, float(b), self._code,
-                              rowvec, out, T)
+                              rowvec, out, chunks)
 
     def matvec(self, w):
         out = np.empty(self.n_samples)
@@ -208,11 +276,11 @@ class NumbaBackend(Backend):
         w = _f64(w).copy()
         values = np.empty(int(max_steps) + 2)
         start = time.perf_counter()
-        with self._launch() as T:
+        with self._launch() as chunks:
             status, steps, n_values, b, cert = k.gd_loop(
                 self._Xt, self._y, self._s, self._code, w, float(b), bool(fit_intercept),
                 float(decay), float(scale), float(lam), *anchors, float(tol),
-                int(max_steps), bool(safeguard), T, values)
+                int(max_steps), bool(safeguard), chunks, values)
         records = _spread(start, time.perf_counter(), values[:n_values])
         return _STATUS[status], w, float(b), int(steps), records, float(cert)
 
@@ -225,12 +293,12 @@ class NumbaBackend(Backend):
         w = _f64(w).copy()
         values = np.empty(int(epoch_stop) - int(epoch0) + 1)
         start = time.perf_counter()
-        with self._launch() as T:
+        with self._launch() as chunks:
             status, epoch, b, cert, t = k.sgd_loop(
                 self._Xt, self._y, self._s, self._code, w, float(b), bool(fit_intercept), rng,
                 _f64(steps), _f64(decays), int(t0), int(batch_size), float(weight_sum),
                 float(lam), *anchors, float(tol), int(epoch0), int(epoch_stop),
-                int(max_epochs), T, values)
+                int(max_epochs), chunks, values)
         done = int(epoch) - int(epoch0) + (0 if _STATUS[status] == "pause" else 1)
         records = _spread(start, time.perf_counter(), values[:max(done, 0)])
         return _STATUS[status], w, float(b), int(epoch), int(t), records, float(cert)

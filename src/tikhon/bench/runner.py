@@ -575,13 +575,26 @@ def run_dataset(config, dataset, progress, client=None):
         _warm_up(config, plans, X, y, Xd, client, out, progress)
     if problems and config.kernels:
         _kernels(config, plans, X, y, Xd, client, out, progress)
+    X_anchors = _int32_indices(X)
     for problem in problems if config.fits else ():
-        out["problems"].append(_run_problem(config, problem, plans[problem["loss"]][0], X, y, Xd, progress))
+        out["problems"].append(_run_problem(config, problem, plans[problem["loss"]][0], X, y, Xd, progress,
+                                            X_anchors))
     progress.finish()
     return out
 
 
-def _run_problem(config, problem, cells, X, y, Xd, progress):
+def _int32_indices(X):
+    """The anchors' copy of a CSR ``X`` with int32 indices (scikit-learn's sag, saga and
+    liblinear solvers and skglm refuse int64 ones): made once per data set, untimed; ``X``
+    itself when it has them already or is dense."""
+    import scipy.sparse as sp
+
+    if not sp.issparse(X) or X.indices.dtype == np.int32 or X.nnz >= 2**31:
+        return X
+    return sp.csr_matrix((X.data, X.indices.astype(np.int32), X.indptr.astype(np.int32)), shape=X.shape)
+
+
+def _run_problem(config, problem, cells, X, y, Xd, progress, X_anchors=None):
     loss = problem["loss"]
     y_signed, y_index = _targets(problem, y)
     if y_index is not None:
@@ -597,7 +610,8 @@ def _run_problem(config, problem, cells, X, y, Xd, progress):
     reference = _reference_fit(problem, X, y, config.fit_intercept, evaluate) if config.defaults else None
     done = [r["final_objective"] for r in records if r["error"] is None]
     hint = reference["final_objective"] if reference else (min(done) if done else None)
-    anchors, skipped = _anchor_records(config, problem, X, y_signed, y, evaluate, hint, progress, tag)
+    anchors, skipped = _anchor_records(config, problem, X if X_anchors is None else X_anchors, y_signed, y,
+                                       evaluate, hint, progress, tag)
     problem = dict(problem, records=records + anchors, skipped_anchors=skipped)
     if reference is not None:
         problem["reference"] = reference
