@@ -405,7 +405,7 @@ def test_grid_search_in_loky_workers_keeps_their_limit():
 @pytest.mark.parametrize("solver", ["newton", "newton_cholesky", "lbfgs", "gd", "sgd"])
 def test_results_do_not_depend_on_the_thread_count(layout, solver, request):
     """The rows are split into chunks chosen from the data alone, so 1 and 2 threads
-    give the same bits (a fortiori the same result to 1e-12 relative)."""
+    give the same sums: the same logistic fit to the bit, ridge to 1e-12 relative."""
     _need_two_cores()
     # gd and sgd run whole loops in Numba, whose compilation must see the real one_pass
     counter = None if solver in ("gd", "sgd") else request.getfixturevalue("pass_counter")
@@ -425,8 +425,12 @@ def test_results_do_not_depend_on_the_thread_count(layout, solver, request):
             warnings.simplefilter("ignore", ConvergenceWarning)
             fits.append(tikhon.LogisticRegression(**params).fit(X, y))
             fits.append(tikhon.Ridge(alpha=1.0, **params).fit(X, y) if solver != "sgd" else fits[-1])
-    assert _same_bits(fits[0], fits[2]) and _same_bits(fits[1], fits[3])
-    np.testing.assert_allclose(fits[2].coef_, fits[0].coef_, rtol=1e-12, atol=0)
+    assert _same_bits(fits[0], fits[2])  # logistic: the same bits
+    # ridge: its kernels' vectorized sums also follow the memory alignment of y and s
+    # (see the top of this file), so two runs on one thread may differ in the last bit
+    scale = np.max(np.abs(fits[1].coef_))
+    np.testing.assert_allclose(fits[3].coef_, fits[1].coef_, rtol=0, atol=1e-12 * scale)
+    np.testing.assert_allclose(fits[3].intercept_, fits[1].intercept_, rtol=1e-12, atol=1e-12 * scale)
     if counter is not None:  # the passes really ran on 1 and on 2 threads
         assert counter.counts == {1, 2}
 
