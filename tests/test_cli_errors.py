@@ -145,7 +145,6 @@ BAD = [
     case("fit-nan-npz", "fit", "{d}/nan.npz", match="nan.npz: Input X contains NaN"),
     case("fit-nan-label-ridge", "fit", "{d}/nan_label.svm", "--task", "ridge", match="y contains NaN"),
     case("fit-one-class", "fit", "{d}/one_class.svm", match="two classes; got 1 class"),
-    case("fit-three-classes", "fit", "{d}/three_classes.svm", match="got 3 classes"),
     case("fit-string-labels-ridge", "fit", "{d}/string_y.npz", "--task", "ridge",
          match="--task ridge needs numeric labels; {d}/string_y.npz has text labels (a, b): use --task logistic"),
     case("fit-labels-too-short", "fit", "{d}/X.npy", "--labels", "{d}/y_short.npy", match="40 rows but 39 labels"),
@@ -208,8 +207,6 @@ BAD = [
          match="ridge takes --alpha (lambda = alpha) (task auto chose ridge: the labels are real numbers"),
     case("fit-auto-logistic-with-alpha", "fit", G, "--alpha", "2",
          match="takes --C (lambda = 1/C) (task auto chose logistic: the labels are 2 classes (-1, 1))"),
-    case("fit-three-classes-says-auto", "fit", "{d}/three_classes.svm",
-         match="; task auto chose logistic: the labels are 3 classes (1, 2, 3)"),
     # fit: class weights and solver options
     case("fit-class-weight-syntax", "fit", G, "--class-weight", "1=2", match="'1=2' is not LABEL:WEIGHT"),
     case("fit-class-weight-empty", "fit", G, "--class-weight", ",", match="give 'balanced' or LABEL:WEIGHT"),
@@ -382,9 +379,9 @@ GOOD = [
                  "wrote {d}/out/m8.npz", id="fit-class-weight-dict"),
     pytest.param(["bench", "--data", "synthetic:n=60,d=3", *CHEAP_BENCH, "--out", "{d}/out/bench"],
                  "results.json", id="bench-tiny"),
-    # three classes, refused by the binary estimators: a skipped problem with the reason, not an error
+    # three classes: a multinomial problem
     pytest.param(["bench", "--data", "{d}/three_classes.svm", *CHEAP_BENCH, "--out", "{d}/out/bench3"],
-                 "skipped problem: tikhon's estimators refuse 3 classes", id="bench-three-classes-skipped"),
+                 "logistic C=1, 3 classes", id="bench-three-classes"),
 ]
 
 

@@ -16,8 +16,8 @@ their input.
 Skipped by scikit-learn itself here: the pandas and array-API input checks (pandas and
 SCIPY_ARRAY_API are not installed / set).
 
-The LogisticRegression is binary (``tags.classifier_tags.multi_class = False``): the
-checks then use two-class data and check the "Only binary classification" error.
+LogisticRegression is multinomial for three or more classes and Ridge fits several
+targets: scikit-learn's multiclass and multi-output checks run too.
 """
 from __future__ import annotations
 

@@ -55,7 +55,7 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["MAX_MAGNITUDE", "check_X", "check_binary_labels", "check_bool", "check_class_balance",
+__all__ = ["MAX_MAGNITUDE", "check_X", "check_binary_labels", "check_bool", "check_class_balance", "check_class_labels",
            "check_csr_structure", "check_magnitude", "check_nonempty", "check_random_state_param",
            "check_sample_weight", "check_solve_settings", "check_sparse_structure", "check_targets", "check_values",
            "class_weighted", "positive", "readable_csr", "refuse_strings", "require_y"]
@@ -103,14 +103,15 @@ _X_RULES = dict(accept_sparse="csr", dtype=[np.float64, np.float32], order=None,
                 ensure_all_finite=False)  # finiteness: checked with the magnitude, in one pass
 
 
-def check_X(X, *, fitting, estimator=None, reset=None, y=None, y_numeric=False):
+def check_X(X, *, fitting, estimator=None, reset=None, y=None, y_numeric=False, multi_output=False):
     """The validation gate: ``X`` as every backend may read it, checked (module docstring).
 
     Every public entry point that takes ``X`` calls this, once: kernels read the result
     without further checks. ``fitting``: also refuse magnitudes the solvers cannot square
     (prediction only refuses NaN and infinity). ``estimator``: scikit-learn's bookkeeping
     (``n_features_in_``, feature names; ``reset`` as in ``validate_data``, default
-    ``fitting``) and, with ``y``, its checks of ``y`` (``y_numeric`` for real targets);
+    ``fitting``) and, with ``y``, its checks of ``y`` (``y_numeric`` for real targets,
+    ``multi_output`` for one column per target);
     returns ``(X, y)`` then. Dask arrays given with an estimator stay lazy (checked per
     chunk: :mod:`tikhon.backends.dask`). Costs: O(nnz) reads of a CSR's indices and
     values (O(n d) for dense); copies only for the conversions documented above.
@@ -132,7 +133,8 @@ def check_X(X, *, fitting, estimator=None, reset=None, y=None, y_numeric=False):
         if y is None:
             X = validate_data(estimator, X, reset=reset, **_X_RULES)
         else:
-            X, y = validate_data(estimator, X, y, reset=reset, y_numeric=y_numeric, **_X_RULES)
+            X, y = validate_data(estimator, X, y, reset=reset, y_numeric=y_numeric, multi_output=multi_output,
+                                 **_X_RULES)
     if sp.issparse(X):  # kernels index with it: a broken structure would read out of bounds
         X = check_csr_structure(X)
     check_values("X", X.data[:X.indptr[-1]] if sp.issparse(X) else X, magnitude=fitting)
@@ -287,12 +289,13 @@ def require_y(estimator, y):
 
 
 def check_targets(y):
-    """Ridge targets: a fresh 1-D float64 array of finite values within ``MAX_MAGNITUDE``."""
+    """Ridge targets: a fresh float64 array, 1-D or one column per target (n x T, C
+    order), of finite values within ``MAX_MAGNITUDE``."""
     if np.iscomplexobj(y):
         raise ValueError("Complex data not supported: y is complex")
-    y = np.array(y, dtype=np.float64)  # a copy: solvers never see the caller's y
-    if y.ndim != 1:
-        raise ValueError(f"y must be 1-D, got shape {y.shape}")
+    y = np.array(y, dtype=np.float64, order="C")  # a copy: solvers never see the caller's y
+    if y.ndim not in (1, 2) or (y.ndim == 2 and y.shape[1] == 0):
+        raise ValueError(f"y must be 1-D or 2-D with at least one target column, got shape {y.shape}")
     if not np.all(np.isfinite(y)):
         raise ValueError("Input y contains NaN or infinity")
     check_magnitude("y", y)
@@ -335,7 +338,18 @@ def check_sample_weight(sample_weight, X):
 
 
 def check_binary_labels(y, name="LogisticRegression"):
-    """``(classes, y_index)`` for two-class labels; both classes need positive weight."""
+    """``(classes, y_index)`` for two-class labels (see :func:`check_class_labels`)."""
+    classes, y_index = check_class_labels(y, name)
+    if classes.size > 2:
+        raise ValueError(f"Only binary classification is supported here: tikhon.{name} is binary; got "
+                         f"{classes.size} classes (tikhon.LogisticRegression fits them, multinomial)")
+    return classes, y_index
+
+
+def check_class_labels(y, name="LogisticRegression"):
+    """``(classes, y_index)`` for labels of at least two classes (sorted ``classes``, as
+    scikit-learn's ``classes_``); each class needs positive weight (checked with the
+    weights, :func:`check_class_balance`)."""
     from sklearn.utils.multiclass import check_classification_targets
 
     y = np.asarray(y)
@@ -350,10 +364,7 @@ def check_binary_labels(y, name="LogisticRegression"):
     except TypeError as exc:  # e.g. a mix of strings and numbers
         raise ValueError(f"labels y cannot be ordered: {exc}") from None
     if classes.size < 2:
-        raise ValueError(f"{name} needs samples of two classes; got 1 class ({_label(classes[0])})")
-    if classes.size > 2:
-        raise ValueError(f"Only binary classification is supported: tikhon.{name} is binary; got "
-                         f"{classes.size} classes (multinomial regression is not implemented yet)")
+        raise ValueError(f"{name} needs samples of at least two classes; got 1 class ({_label(classes[0])})")
     return classes, y_index.reshape(-1)
 
 
@@ -376,22 +387,22 @@ def check_class_balance(classes, y_index, s):
     """Refuse weights that leave one class with no weight: then no minimizer exists
     (the unpenalized intercept runs off to infinity)."""
     weighted = s > 0
-    for k in (0, 1):
+    for k in range(classes.size):
         if not np.any(weighted & (y_index == k)):
             raise ValueError(f"every sample of class {_label(classes[k])} has zero weight: "
                              "the model would see a single class")
 
 
 def class_weighted(s, class_weight, classes, y_index):
-    """Per-sample weights of a binary logistic fit: the checked sample weights ``s``
+    """Per-sample weights of a logistic fit: the checked sample weights ``s``
     (from :func:`check_sample_weight`) times the weight of each sample's class, a new
     array (``s`` itself for ``class_weight=None``). One definition for
     ``LogisticRegression``, ``LogisticRegressionCV`` (on the whole ``y``) and
     ``regularization_path``:
 
-    * ``"balanced"``: ``w_k = sum(s) / (2 sum_{i: y_i = k} s_i)``, scikit-learn's
-      definition since 1.7 (the weighted class frequencies; with unit weights
-      ``n / (2 n_k)``). Computed here: scikit-learn 1.6's ``compute_class_weight``
+    * ``"balanced"``: ``w_k = sum(s) / (K sum_{i: y_i = k} s_i)`` for ``K`` classes,
+      scikit-learn's definition since 1.7 (the weighted class frequencies; with unit
+      weights ``n / (K n_k)``). Computed here: scikit-learn 1.6's ``compute_class_weight``
       takes no sample weights.
     * a dict ``{label: weight}``: scikit-learn's ``compute_class_weight`` (labels
       missing from it weigh 1).

@@ -125,6 +125,11 @@ class LogisticRegressionCV(LogisticRegression):
     paths_ : the folds' :class:`tikhon.path.PathResult`
     """
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False  # the cross-validated path is binary
+        return tags
+
     def __init__(self, *, Cs=10, fit_intercept=True, cv=None, scoring=None, solver="auto", backend=None,
                  tol=DEFAULT_TOL, max_iter=1000, class_weight=None, n_jobs=None, refit=True):
         self.Cs = Cs
@@ -241,6 +246,11 @@ class RidgeCV(Ridge):
     "kfold"), and the refit's n_iter_, converged_, certificate_, objective_, duality_gap_,
     history_, backend_, solver_.
     """
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = False  # one target (multi-target ridge: tikhon.Ridge)
+        return tags
 
     def __init__(self, alphas=(0.1, 1.0, 10.0), *, fit_intercept=True, cv=None, scoring=None, solver="auto",
                  backend=None, tol=DEFAULT_TOL, max_iter=1000, n_jobs=None):

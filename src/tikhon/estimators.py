@@ -45,7 +45,9 @@ class _L2LinearModel(BaseEstimator):
 
     def _validate_X(self, X, reset, y=None):
         """``X`` (and ``y``) through the validation gate :func:`tikhon._validation.check_X`."""
-        return V.check_X(X, fitting=reset, estimator=self, y=y, y_numeric=self._loss == "squared")
+        ridge = self._loss == "squared"
+        multi_output = ridge and self.__sklearn_tags__().target_tags.multi_output
+        return V.check_X(X, fitting=reset, estimator=self, y=y, y_numeric=ridge, multi_output=multi_output)
 
     def _check_params(self):
         """Hyperparameters, checked before any data is touched (see :mod:`tikhon._validation`)."""
@@ -55,20 +57,25 @@ class _L2LinearModel(BaseEstimator):
         _positive("batch_size", self.batch_size, integer=True)
         V.check_random_state_param(self.random_state)
 
-    def _fit(self, X, y_signed, sample_weight):
-        """Solve for ``(w, b)`` given validated ``X``, float64 targets and weights
-        (hyperparameters already checked by ``_check_params``)."""
-        objective = Objective(self._loss, self._lam(), bool(self.fit_intercept))
+    def _fit(self, X, y_fit, sample_weight, loss=None, n_outputs=1):
+        """Solve for ``(W, b)`` given validated ``X``, float64 targets and weights
+        (hyperparameters already checked by ``_check_params``): ``(w, float b)`` for one
+        output, ``W`` (K x d) and ``b`` (K,) for ``n_outputs = K > 1``."""
+        loss = loss or self._loss
+        objective = Objective(loss, self._lam(), bool(self.fit_intercept), n_outputs)
         backend_name = resolve_backend(self.backend)
-        solvers.choose_solver(self.solver, self._loss)  # an unknown name fails before any work
+        solvers.choose_solver(self.solver, loss)  # an unknown name fails before any work
+        if self.solver in solvers.BACKEND_LOOPS and n_outputs > 1:
+            raise ValueError(f"solver {self.solver!r} fits binary logistic regression and single-target ridge; "
+                             f"this model has {n_outputs} outputs: use solver='auto', 'newton' or 'lbfgs'")
         loop = self.solver if self.solver in solvers.BACKEND_LOOPS else None
-        backend_cls = get_backend(backend_name, X, loop=loop)
-        backend = backend_cls(X, y_signed, sample_weight, objective.pointwise)
-        solver = solvers.choose_solver(self.solver, self._loss, backend)  # auto: by the cost model
+        backend_cls = get_backend(backend_name, X, loop=loop, n_outputs=n_outputs)
+        backend = backend_cls(X, y_fit, sample_weight, objective.pointwise, n_outputs=n_outputs)
+        solver = solvers.choose_solver(self.solver, loss, backend)  # auto: by the cost model
 
         theta0 = np.zeros(objective.n_params(X.shape[1]))
         if objective.fit_intercept:  # start from the best constant model
-            theta0[-1] = objective.constant_intercept(y_signed, sample_weight)
+            theta0[-n_outputs:] = objective.constant_intercept(y_fit, sample_weight)
         options = {k: v for k, v in self._solver_options().items() if k in _SOLVER_OPTIONS[solver]}
         result = solvers.run(solver, objective, backend, theta0, self.tol, self.max_iter, **options)
 
@@ -89,6 +96,8 @@ class _L2LinearModel(BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=3,
             )
+        if n_outputs > 1:
+            return np.array(w, dtype=np.float64), np.array(b, dtype=np.float64)
         return np.asarray(w, dtype=np.float64), float(b)
 
     def _solver_options(self):
@@ -118,9 +127,12 @@ class _L2LinearModel(BaseEstimator):
 
             return dask_backend.margins(self, X)
         X = self._validate_X(X, reset=False)
-        coef = np.ravel(self.coef_).astype(X.dtype, copy=False)
-        z = X @ coef
-        return np.asarray(z, dtype=np.float64).ravel() + float(np.ravel(self.intercept_)[0])
+        coef = np.asarray(self.coef_)
+        if coef.ndim == 1 or (coef.shape[0] == 1 and self._loss == "logistic"):  # one output: a vector
+            z = X @ np.ravel(coef).astype(X.dtype, copy=False)
+            return np.asarray(z, dtype=np.float64).ravel() + float(np.ravel(self.intercept_)[0])
+        z = X @ coef.T.astype(X.dtype, copy=False)  # K outputs: n x K
+        return np.asarray(z, dtype=np.float64) + np.asarray(self.intercept_, dtype=np.float64)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -140,11 +152,13 @@ _SOLVER_OPTIONS = {
 
 
 class LogisticRegression(ClassifierMixin, _L2LinearModel):
-    """Binary L2-regularized logistic regression.
+    """L2-regularized logistic regression: binary, or multinomial for three or more classes.
 
-    Minimizes ``sum_i s_i log(1 + exp(-y_i (x_i w + b))) + 1 / (2 C) ||w||^2`` over
-    ``w`` and (with ``fit_intercept``) the unpenalized intercept ``b``; the same
-    problem as ``sklearn.linear_model.LogisticRegression(C=C)``.
+    Two classes: minimizes ``sum_i s_i log(1 + exp(-y_i (x_i w + b))) + 1 / (2 C) ||w||^2``
+    over ``w`` and (with ``fit_intercept``) the unpenalized intercept ``b``. ``K >= 3``
+    classes: ``sum_i s_i (logsumexp_k(z_ik) - z_{i y_i}) + 1 / (2 C) ||W||_F^2`` with
+    ``z_i = W x_i + b`` over all ``K`` rows of ``W`` (the symmetric parameterization).
+    Both are the problems of ``sklearn.linear_model.LogisticRegression(C=C)``.
 
     Parameters
     ----------
@@ -168,7 +182,7 @@ class LogisticRegression(ClassifierMixin, _L2LinearModel):
         Iterations (epochs for ``sgd``).
     class_weight : dict, "balanced" or None
         Multiplies each sample's weight by its class's weight; "balanced" gives class
-        ``k`` the weight ``sum(s) / (2 sum_{y_i = k} s_i)`` with the sample weights ``s``
+        ``k`` the weight ``sum(s) / (K sum_{y_i = k} s_i)`` with the sample weights ``s``
         (scikit-learn >= 1.7's definition; the same in LogisticRegressionCV and
         regularization_path: :func:`tikhon._validation.class_weighted`).
     learning_rate : float or None
@@ -184,15 +198,15 @@ class LogisticRegression(ClassifierMixin, _L2LinearModel):
     ``X``: float32/float64 dense (C/F order, strided, memmap, read-only) or CSR, used in
     place; integer, bool, float16 and object-of-numbers arrays are converted to
     float64 (a copy), complex and string arrays refused; NaN/inf, empty ``X``, broken
-    CSR structure and magnitudes above 1e50 are a ``ValueError``. ``y``: exactly two
-    classes, each with positive total weight (else ``ValueError``: "Only binary
-    classification is supported" for more). ``sample_weight``: finite, >= 0, positive
+    CSR structure and magnitudes above 1e50 are a ``ValueError``. ``y``: labels of any
+    type, at least two classes, each with positive total weight. ``sample_weight``: finite, >= 0, positive
     sum; weight 0 drops a row. Nothing passed in is written to. The full rules:
     :mod:`tikhon._validation`.
 
     Attributes
     ----------
-    classes_, coef_ (1, n_features), intercept_ (1,), n_iter_, converged_,
+    classes_, coef_ ((1, n_features) for two classes, else (n_classes, n_features)),
+    intercept_ ((1,) or (n_classes,)), n_iter_, converged_,
     backend_, solver_, certificate_ (the relative duality gap the solver stopped on),
     objective_ (``P`` at the solution), duality_gap_ (relative duality gap, an upper
     bound on the relative suboptimality), history_ (list of (seconds, objective)).
@@ -219,28 +233,24 @@ class LogisticRegression(ClassifierMixin, _L2LinearModel):
         return 1.0 / self.C
 
     def fit(self, X, y, sample_weight=None):
-        """Fit on ``X`` (n_samples, n_features) and two-class labels ``y``."""
+        """Fit on ``X`` (n_samples, n_features) and labels ``y`` of two or more classes."""
         self._check_params()
         V.require_y(self, y)
         X, y = self._validate_X(X, reset=True, y=y)
         V.check_nonempty(X)
-        classes, y_index = V.check_binary_labels(y)
+        classes, y_index = V.check_class_labels(y)
         s = V.class_weighted(self._check_weights(sample_weight, X), self.class_weight, classes, y_index)
-        y_signed = np.where(y_index == 1, 1.0, -1.0)
-        del y_index  # not held through the solve (n integers)
         self.classes_ = classes
-        w, b = self._fit(X, y_signed, s)
-        self.coef_ = w.reshape(1, -1)
-        self.intercept_ = np.array([b])
+        if classes.size == 2:
+            w, b = self._fit(X, np.where(y_index == 1, 1.0, -1.0), s)
+            self.coef_, self.intercept_ = w.reshape(1, -1), np.array([b])
+        else:  # multinomial: class indices as floats
+            self.coef_, self.intercept_ = self._fit(X, y_index.astype(np.float64), s, "multinomial", classes.size)
         return self
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_class = False  # binary until multinomial exists
-        return tags
-
     def decision_function(self, X):
-        """``X w + b``: positive values predict ``classes_[1]``."""
+        """``X w + b`` for two classes (positive values predict ``classes_[1]``), else the
+        ``n x K`` margins ``X W^T + b``."""
         return self._margins(X)
 
     def predict(self, X):
@@ -248,28 +258,33 @@ class LogisticRegression(ClassifierMixin, _L2LinearModel):
             from .backends import dask as dask_backend
 
             return dask_backend.predict_labels(self, X)
-        positive = self.decision_function(X) > 0  # first: raises NotFittedError before classes_ is read
-        return self.classes_[positive.astype(int)]
+        z = self.decision_function(X)  # first: raises NotFittedError before classes_ is read
+        return self.classes_[(z > 0).astype(int) if z.ndim == 1 else np.argmax(z, axis=1)]
 
     def predict_proba(self, X):
-        """Columns: probabilities of ``classes_[0]`` and ``classes_[1]``."""
-        from scipy.special import expit
+        """Class probabilities, one column per class of ``classes_`` (rows sum to 1)."""
+        from scipy.special import expit, softmax
 
         if input_format(X) == "dask":  # a lazy dask array: see tikhon.backends.dask
             from .backends import dask as dask_backend
 
             return dask_backend.probabilities(self, X)
-        p = expit(self.decision_function(X))
+        z = self.decision_function(X)
+        if z.ndim == 2:
+            return softmax(z, axis=1)
+        p = expit(z)
         return np.column_stack([1.0 - p, p])
 
     def predict_log_proba(self, X):
-        from scipy.special import log_expit
+        from scipy.special import log_expit, log_softmax
 
         if input_format(X) == "dask":  # a lazy dask array: see tikhon.backends.dask
             from .backends import dask as dask_backend
 
             return dask_backend.probabilities(self, X, log=True)
         z = self.decision_function(X)
+        if z.ndim == 2:
+            return log_softmax(z, axis=1)
         return np.column_stack([log_expit(-z), log_expit(z)])
 
 
@@ -279,13 +294,18 @@ class Ridge(RegressorMixin, _L2LinearModel):
     Minimizes ``sum_i s_i (y_i - x_i w - b)^2 / 2 + alpha / 2 ||w||^2``: the minimizer
     of ``sklearn.linear_model.Ridge(alpha=alpha)`` (whose objective is twice this).
 
-    Parameters are those of :class:`LogisticRegression` with ``alpha`` (> 0) in
-    place of ``C`` and no ``class_weight``; ``solver="auto"`` is ``newton_cholesky``
-    (the direct solve of the normal equations) up to a few hundred features, else
-    ``newton`` (conjugate gradients). ``coef_`` has shape
-    (n_features,) and ``intercept_`` is a float.
+    Several targets (``y`` of shape (n_samples, n_targets)) are fitted at once, one pass
+    over X serving all of them, each with its own intercept and, if ``alpha`` is an
+    array of ``n_targets`` values, its own penalty, as ``sklearn.linear_model.Ridge``.
 
-    Input: as :class:`LogisticRegression`, with real targets ``y`` (finite, 1-D,
+    Parameters are those of :class:`LogisticRegression` with ``alpha`` (> 0, a float or
+    one per target) in place of ``C`` and no ``class_weight``; ``solver="auto"`` is
+    ``newton_cholesky`` (the direct solve of the normal equations) up to a few hundred
+    features, else ``newton`` (conjugate gradients). ``coef_`` has shape (n_features,)
+    and ``intercept_`` is a float for a 1-D ``y``; (n_targets, n_features) and
+    (n_targets,) for a 2-D ``y``.
+
+    Input: as :class:`LogisticRegression`, with real targets ``y`` (finite, 1-D or 2-D,
     magnitude at most 1e50; complex refused).
     """
 
@@ -304,21 +324,39 @@ class Ridge(RegressorMixin, _L2LinearModel):
         self.random_state = random_state
 
     def _lam(self):
-        _positive("alpha", self.alpha)
-        return float(self.alpha)
+        if np.ndim(self.alpha) == 0:
+            _positive("alpha", self.alpha)
+            return float(self.alpha)
+        alphas = np.asarray(self.alpha, dtype=np.float64)
+        if alphas.ndim != 1 or alphas.size == 0 or not np.all(np.isfinite(alphas) & (alphas > 0)):
+            raise ValueError(f"alpha must be a finite positive number or a 1-D array of them, got {self.alpha!r}")
+        return alphas
 
     def fit(self, X, y, sample_weight=None):
-        """Fit on ``X`` (n_samples, n_features) and real targets ``y`` (n_samples,)."""
+        """Fit on ``X`` (n_samples, n_features) and real targets ``y``: (n_samples,) or
+        (n_samples, n_targets)."""
         self._check_params()
         V.require_y(self, y)
         X, y = self._validate_X(X, reset=True, y=y)
         V.check_nonempty(X)
         y = V.check_targets(y)  # a finite float64 copy: solvers never see the caller's y
+        lam = self._lam()
+        targets = 1 if y.ndim == 1 else y.shape[1]
+        if np.ndim(lam) and lam.size not in (1, targets):
+            raise ValueError(f"alpha has {lam.size} values for {targets} target(s); give one, or one per target")
         s = self._check_weights(sample_weight, X)
-        w, b = self._fit(X, y, s)
-        self.coef_ = w
-        self.intercept_ = b
+        if targets == 1:
+            w, b = self._fit(X, y.ravel(), s)
+            # a 2-D y of one column keeps scikit-learn's shapes: coef_ (1, d), intercept_ (1,)
+            self.coef_, self.intercept_ = (w, b) if y.ndim == 1 else (w.reshape(1, -1), np.array([b]))
+        else:
+            self.coef_, self.intercept_ = self._fit(X, y, s, n_outputs=targets)
         return self
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
 
     def predict(self, X):
         return self._margins(X)

@@ -18,7 +18,15 @@ Losses (pointwise, overflow-safe in float32 and float64; computed in float64):
 
 * ``logistic``: ``log(1 + exp(-y z))`` with ``y`` in {-1, +1}, evaluated as
   ``log1p(exp(-|t|)) + max(-t, 0)`` with ``t = y z``;
-* ``squared``: ``(y - z)^2 / 2``.
+* ``squared``: ``(y - z)^2 / 2``;
+* ``multinomial``: ``logsumexp_k(z_k) - z_y`` for a row of ``K`` margins and a class
+  index ``y`` (scikit-learn's symmetric multinomial problem: all ``K`` rows of ``W``).
+
+Several outputs (``n_outputs = K > 1``: the classes of a multinomial model, or the
+targets of a multi-target ridge, each with its own ``lam``) extend the same problem:
+``W`` is ``K x d``, ``b`` has ``K`` entries, margins are rows of ``K`` numbers,
+``P = sum_i s_i loss(y_i, W x_i + b) + sum_k lam_k / 2 ||W_k||^2``, and the parameter
+vector is ``theta = [W.ravel(), b]`` (for ``K = 1`` exactly the binary ``[w, b]``).
 
 Backends compute the *data term* (the weighted sum of losses and its derivatives,
 one pass over ``X``); this module adds the penalty, defines the stopping
@@ -51,7 +59,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import entr, expit
 
-__all__ = ["DEFAULT_TOL", "Objective", "LOSSES", "LogisticLoss", "SquaredLoss", "dot", "gap_from_gradient", "relative_gap"]
+__all__ = ["DEFAULT_TOL", "Objective", "LOSSES", "LogisticLoss", "MultinomialLoss", "SquaredLoss", "dot", "gap_from_gradient", "relative_gap"]
 
 
 class LogisticLoss:
@@ -135,22 +143,86 @@ class SquaredLoss:
 
     @staticmethod
     def conjugate_sum(y, s, u):
-        """sum_i (s_i loss_i)^*(u_i) = sum u y + u^2 / (2 s); rows with s == 0 need u == 0."""
+        """sum_i (s_i loss_i)^*(u_i) = sum u y + u^2 / (2 s); rows with s == 0 need u == 0.
+        (Several targets: ``y``, ``u`` are n x T, summed over both.)"""
         positive = s > 0
-        up = u[positive]
-        return float(np.sum(up * y[positive] + up * up / (2.0 * s[positive])))
+        up, sp = u[positive], s[positive]
+        if up.ndim == 2:
+            sp = sp[:, None]
+        return float(np.sum(up * y[positive] + up * up / (2.0 * sp)))
 
     @staticmethod
     def center_dual(y, s, u):
-        """Make ``sum(u) == 0`` in place by a shift proportional to ``s`` (keeps u == 0
-        where s == 0); returns ``u``."""
-        shift = u.sum() / s.sum()
+        """Make ``sum(u) == 0`` (per target) in place by a shift proportional to ``s``
+        (keeps u == 0 where s == 0); returns ``u``."""
+        shift = u.sum(axis=0) / s.sum()
         for k in row_blocks(len(u)):
-            u[k] -= s[k] * shift
+            u[k] -= np.multiply.outer(s[k], shift) if u.ndim == 2 else s[k] * shift
         return u
 
 
-LOSSES = {cls.name: cls for cls in (LogisticLoss, SquaredLoss)}
+class MultinomialLoss:
+    """``loss(y, z) = logsumexp_k(z_k) - z_y`` for a row ``z`` of ``K`` margins and a class
+    index ``y`` in ``0..K-1`` (stored as floats); overflow-safe (shifted by ``max_k z_k``)."""
+
+    name = "multinomial"
+    max_curvature = 0.5  # the largest eigenvalue of diag(p) - p p^T
+
+    @staticmethod
+    def probabilities(z):
+        """Row-wise softmax of ``z`` (n x K), stable."""
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    @staticmethod
+    def _index(y):
+        return np.asarray(y).astype(np.intp, copy=False)
+
+    @staticmethod
+    def value(y, z):
+        top = z.max(axis=1)
+        lse = top + np.log(np.exp(z - top[:, None]).sum(axis=1))
+        return lse - z[np.arange(z.shape[0]), MultinomialLoss._index(y)]
+
+    @staticmethod
+    def derivative(y, z):
+        """``softmax(z) - e_y``, row by row."""
+        p = MultinomialLoss.probabilities(z)
+        p[np.arange(z.shape[0]), MultinomialLoss._index(y)] -= 1.0
+        return p
+
+    @staticmethod
+    def derivative_curvature(y, z):
+        """``(softmax(z) - e_y, softmax(z))``: the probabilities define the Hessian,
+        ``diag(p) - p p^T`` (see :meth:`hessian_product`)."""
+        p = MultinomialLoss.probabilities(z)
+        d1 = p.copy()
+        d1[np.arange(z.shape[0]), MultinomialLoss._index(y)] -= 1.0
+        return d1, p
+
+    @staticmethod
+    def hessian_product(p, s, t):
+        """``s_i (diag(p_i) - p_i p_i^T) t_i`` for every row (``p``, ``t``: n x K)."""
+        pt = p * t
+        return s[:, None] * (pt - p * pt.sum(axis=1, keepdims=True))
+
+    @staticmethod
+    def conjugate_sum(y, s, u):
+        """``sum_i (s_i loss_i)^*(u_i) = sum_i s_i sum_k q_ik log q_ik`` with
+        ``q_i = u_i / s_i + e_{y_i}`` on the simplex (negative entropy); rows of weight
+        0 need ``u_i = 0``."""
+        live = s > 0
+        q = u[live] / s[live, None]
+        q[np.arange(q.shape[0]), MultinomialLoss._index(y[live])] += 1.0
+        return -float(np.sum(s[live] * entr(np.clip(q, 0.0, 1.0)).sum(axis=1)))
+
+
+LOSSES = {cls.name: cls for cls in (LogisticLoss, SquaredLoss, MultinomialLoss)}
+
+
+def row_totals(v):
+    """Per-row sums of a pointwise loss's values (the identity for one output)."""
+    return v if v.ndim == 1 else v.sum(axis=1)
 
 _EMPTY = np.zeros(0)
 ROW_BLOCK = 1 << 13  # rows: a block's float64 temporaries are 64 KiB (in L2 cache)
@@ -236,81 +308,137 @@ def relative_gap(primal, gap):
 
 @dataclass(frozen=True)
 class Objective:
-    """``P(w, b) = sum_i s_i loss(y_i, x_i w + b) + lam / 2 ||w||^2``.
+    """``P(W, b) = sum_i s_i loss(y_i, W x_i + b) + sum_k lam_k / 2 ||W_k||^2``.
 
     Parameters
     ----------
-    loss : {"logistic", "squared"}
-    lam : float
+    loss : {"logistic", "squared", "multinomial"}
+    lam : float, or one float per output (multi-target ridge)
         Penalty strength, ``1 / C`` or ``alpha``. Must be > 0.
     fit_intercept : bool
         Whether the unpenalized intercept ``b`` is a variable (else ``b = 0``).
+    n_outputs : int
+        ``K``, the rows of ``W``: 1 for binary logistic regression and single-target
+        ridge (then ``w`` is a vector and ``b`` a float), the classes of a multinomial
+        model, the targets of a multi-target ridge.
     """
 
     loss: str
-    lam: float
+    lam: object
     fit_intercept: bool = True
+    n_outputs: int = 1
 
     def __post_init__(self):
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; expected one of {sorted(LOSSES)}")
-        if not (np.isfinite(self.lam) and self.lam > 0):
+        lams = np.broadcast_to(np.asarray(self.lam, dtype=np.float64), (self.n_outputs,))
+        if not np.all(np.isfinite(lams) & (lams > 0)):
             raise ValueError(f"the penalty strength must be a finite positive number, got {self.lam!r}")
+        if self.loss == "multinomial" and self.n_outputs < 3:
+            raise ValueError("the multinomial loss needs at least 3 classes (2 classes: the logistic loss)")
+        if self.n_outputs == 1 and np.ndim(self.lam) == 0:
+            object.__setattr__(self, "lam", float(self.lam))
+        object.__setattr__(self, "lams", lams.copy())  # one lam per row of W
+
+    @property
+    def multi(self) -> bool:
+        """Whether ``W`` has several rows (``K > 1``)."""
+        return self.n_outputs > 1
+
+    def _row_lams(self):
+        """``lam`` shaped to scale ``W``: a float for one output, else a ``(K, 1)`` column."""
+        return self.lams[:, None] if self.multi else self.lam
 
     @property
     def pointwise(self):
         """The pointwise loss (value, derivative, curvature, conjugate)."""
         return LOSSES[self.loss]
 
-    # ---- parameter vector theta = [w, b] (b present only with an intercept) ----
+    # ---- parameter vector theta = [W.ravel(), b] (b present only with an intercept) ----
     def n_params(self, n_features: int) -> int:
-        return n_features + int(self.fit_intercept)
+        return self.n_outputs * (n_features + int(self.fit_intercept))
 
     def split(self, theta):
-        """``theta -> (w, b)``; ``b`` is 0.0 without an intercept."""
-        if self.fit_intercept:
-            return theta[:-1], float(theta[-1])
-        return theta, 0.0
+        """``theta -> (W, b)``: ``(w, float b)`` for one output, else ``W`` (K x d) and
+        ``b`` (K,); ``b`` is zero without an intercept."""
+        K = self.n_outputs
+        if not self.multi:
+            if self.fit_intercept:
+                return theta[:-1], float(theta[-1])
+            return theta, 0.0
+        d = theta.shape[0] // K - int(self.fit_intercept)
+        W = theta[:K * d].reshape(K, d)
+        return W, (theta[K * d:] if self.fit_intercept else np.zeros(K))
 
     def join(self, w, b):
-        """``(w, b) -> theta``, a new float64 vector."""
+        """``(W, b) -> theta``, a new float64 vector."""
+        w = np.asarray(w, dtype=np.float64).ravel()
         if self.fit_intercept:
-            return np.append(np.asarray(w, dtype=np.float64), b)
-        return np.array(w, dtype=np.float64)
+            return np.concatenate([w, np.atleast_1d(np.asarray(b, dtype=np.float64))])
+        return w.copy()
 
     # ---- primal: data term (from a backend) + penalty ----
+    def penalty(self, w) -> float:
+        """``sum_k lam_k / 2 ||W_k||^2``."""
+        if not self.multi:
+            return 0.5 * self.lam * float(dot(w, w))
+        return 0.5 * float(np.dot(self.lams, np.einsum("kj,kj->k", w, w)))
+
     def value(self, data_loss: float, w) -> float:
         """``P`` given the data term ``sum_i s_i loss_i``."""
-        return float(data_loss) + 0.5 * self.lam * float(dot(w, w))
+        return float(data_loss) + self.penalty(w)
 
     def gradient(self, data_grad_w, data_grad_b, w):
         """Gradient of ``P`` as a theta-vector, from the data term's gradient."""
-        g = data_grad_w + self.lam * w
-        return np.append(g, data_grad_b) if self.fit_intercept else np.asarray(g, dtype=np.float64)
+        return self.join(data_grad_w + self._row_lams() * w, data_grad_b)
 
     def hess_vec(self, data_hv_w, data_hv_b, v_w):
         """Hessian of ``P`` times ``v`` as a theta-vector, from the data term's product."""
-        hv = data_hv_w + self.lam * v_w
-        return np.append(hv, data_hv_b) if self.fit_intercept else np.asarray(hv, dtype=np.float64)
+        return self.gradient(data_hv_w, data_hv_b, v_w)
 
     def hessian_matrix(self, data_gram):
-        """Hessian of ``P`` as a theta-matrix from the data term's ``(d + 1) x (d + 1)``
-        Gram matrix ``[X 1]^T diag(s loss'') [X 1]`` (the last row: the intercept's)."""
-        d = data_gram.shape[0] - 1
-        H = data_gram if self.fit_intercept else data_gram[:d, :d].copy()
-        H[np.arange(d), np.arange(d)] += self.lam
+        """Hessian of ``P`` as a theta-matrix from the data term's Gram matrices
+        ``[X 1]^T diag(c) [X 1]`` (``(d + 1) x (d + 1)``, the last row the intercept's):
+        one for one output; for several, a dict ``{(k, l): Gram of the (k, l) block}``
+        over ``k <= l`` (absent blocks are zero: the squared loss has ``k == l`` only).
+
+        Multinomial with an intercept: ``P`` is flat along ``b + c 1`` (softmax ignores a
+        common shift), so the projector on that direction, scaled like the intercepts'
+        curvature, is added: every gradient is orthogonal to it, so Newton steps are
+        unchanged, and the matrix is positive definite for Cholesky."""
+        if not self.multi:
+            d = data_gram.shape[0] - 1
+            H = data_gram if self.fit_intercept else data_gram[:d, :d].copy()
+            H[np.arange(d), np.arange(d)] += self.lam
+            return H
+        K, fi = self.n_outputs, self.fit_intercept
+        d = next(iter(data_gram.values())).shape[0] - 1
+        index = [np.r_[k * d:(k + 1) * d, [K * d + k] if fi else []].astype(np.intp) for k in range(K)]
+        H = np.zeros((self.n_params(d), self.n_params(d)))
+        for (k, l), G in data_gram.items():
+            block = G if fi else G[:d, :d]
+            H[np.ix_(index[k], index[l])] = block
+            if k != l:
+                H[np.ix_(index[l], index[k])] = block.T
+        diag = np.arange(K * d)
+        H[diag, diag] += np.repeat(self.lams, d)
+        if fi and self.loss == "multinomial":
+            shift = np.arange(K * d, K * d + K)
+            scale = max(float(np.trace(H[np.ix_(shift, shift)])), np.finfo(np.float64).tiny)
+            H[np.ix_(shift, shift)] += scale / (K * K)
         return H
 
     # ---- the seeds' scaling ----
-    def weight_decay(self, step: float, weight_sum: float) -> float:
+    def weight_decay(self, step, weight_sum: float):
         """The factor ``1 - step * lam / m`` of the seeds' update
-        ``w <- w (1 - step lam / m) - step grad(mean loss)``."""
-        return 1.0 - step * self.lam / weight_sum
+        ``w <- w (1 - step lam / m) - step grad(mean loss)`` (a ``(K, 1)`` column of
+        factors for several outputs)."""
+        return 1.0 - step * self._row_lams() / weight_sum
 
     def lipschitz_bound(self, data_curvature_norm: float, weight_sum: float) -> float:
         """Lipschitz constant of ``grad(P / m)`` given ``||[X 1]^T S [X 1]||_2``
         (the data term's Hessian norm divided by the loss's max curvature)."""
-        return (self.pointwise.max_curvature * data_curvature_norm + self.lam) / weight_sum
+        return (self.pointwise.max_curvature * data_curvature_norm + float(self.lams.max())) / weight_sum
 
     # ---- the stopping rule: relative duality gap from the gradient pass ----
     def intercept_anchor(self, y, s, side, rmatvec):
@@ -320,13 +448,21 @@ class Objective:
         ``sum(u) < 0``) or ``v = -s`` on the positive rows (``side = +1``)."""
         if self.loss == "squared":
             v = np.asarray(s, dtype=np.float64)
+        elif self.loss == "multinomial":  # X^T (s e_{y_i}) per class and the class weights
+            onehot = np.zeros((len(y), self.n_outputs))
+            onehot[np.arange(len(y)), MultinomialLoss._index(y)] = s
+            return np.asarray(rmatvec(onehot), dtype=np.float64), onehot.sum(axis=0)
         else:
             v = np.where(y == side, -side * s, 0.0)
         return np.asarray(rmatvec(v), dtype=np.float64), float(v.sum())
 
     def anchor_side(self, grad_b) -> int:
-        """Which :meth:`intercept_anchor` a gradient needs (squared: the only one, 0)."""
-        return 0 if self.loss == "squared" else (1 if grad_b > 0 else -1)
+        """Which :meth:`intercept_anchor` a gradient needs (0: the only one there is)."""
+        return 1 if (self.loss == "logistic" and grad_b > 0) else (-1 if self.loss == "logistic" else 0)
+
+    def needs_anchor(self, grad_b) -> bool:
+        """Whether the gap at a gradient with this ``grad_b`` needs the intercept's anchor."""
+        return self.fit_intercept and bool(np.any(np.asarray(grad_b) != 0.0))
 
     def gradient_gap(self, primal, grad, w, b, anchor=None):
         """``(P, D, relative gap)`` at ``(w, b)`` from the gradient pass: ``primal = P``,
@@ -334,16 +470,53 @@ class Objective:
         ``grad_b``, ``anchor = intercept_anchor(..., anchor_side(grad_b), ...)``
         (see :func:`gap_from_gradient`). O(d) work."""
         grad_w, grad_b = self.split(np.asarray(grad, dtype=np.float64))
-        data_loss = primal - 0.5 * self.lam * float(dot(w, w))
+        data_loss = primal - self.penalty(w)
         if anchor is None:
-            if self.fit_intercept and grad_b != 0.0:
+            if self.needs_anchor(grad_b):
                 raise ValueError("the intercept's gap needs intercept_anchor(...) for this gradient")
             anchor = (_EMPTY, 0.0)
-        xv, v_sum = anchor
-        gap = float(gap_from_gradient(self.lam, self.loss == "logistic", self.fit_intercept, data_loss,
-                                      np.asarray(w, dtype=np.float64), float(b), grad_w, grad_b, xv, v_sum))
+        if self.multi:
+            gap = self._multi_gap(data_loss, np.asarray(w, dtype=np.float64), b, grad_w, grad_b, *anchor)
+        else:
+            xv, v_sum = anchor
+            gap = float(gap_from_gradient(self.lam, self.loss == "logistic", self.fit_intercept, data_loss,
+                                          np.asarray(w, dtype=np.float64), float(b), grad_w, grad_b, xv, v_sum))
         rel = relative_gap(primal, gap)
         return primal, primal - gap, rel
+
+    def _multi_gap(self, data_loss, W, b, G, gb, anchor, anchor_sum):
+        """:func:`gap_from_gradient` for several outputs (``G = grad_W P``, ``gb = sum_i u_i``):
+
+        * no intercept (or ``gb = 0``): ``sum_k ||G_k||^2 / (2 lam_k)``;
+        * squared: per target, as for one (``anchor = X^T s``, ``anchor_sum = m``);
+        * multinomial: ``u' = (1 - t) u + t v`` with ``v_i = s_i (q - e_{y_i})`` for one
+          ``q`` on the simplex chosen so that ``sum(u') = 0``: ``q = (S - a gb) / m`` with
+          ``S`` the class weights (``anchor_sum``), ``a`` the largest step keeping ``q >= 0``
+          and ``t = 1 / (1 + a)``; ``X^T v = q (X^T s) - B`` with ``B = X^T (s e_y)``
+          (``anchor``). The conjugates are convex, ``sum_i (s_i loss_i)^*(v_i) = m sum_k
+          q_k log q_k``, so ``P - D(u') <= t (data_loss + m q.log q - v . z) +
+          sum_k ||(1 - t) G_k + t (lam W_k + (X^T v)_k)||^2 / (2 lam)``."""
+        lams = self.lams
+        if not self.fit_intercept or not np.any(gb != 0.0):
+            return float(np.sum(np.einsum("kj,kj->k", G, G) / (2.0 * lams)))
+        if self.loss == "squared":
+            shift = gb / anchor_sum
+            R = G - shift[:, None] * anchor[None, :]
+            return float(np.sum(0.5 * gb * shift + np.einsum("kj,kj->k", R, R) / (2.0 * lams)))
+        B, S = anchor, anchor_sum
+        m = float(S.sum())
+        positive = gb > 0
+        if not positive.any():  # sum_k gb_k = 0: only rounding left
+            return float(np.sum(np.einsum("kj,kj->k", G, G) / (2.0 * lams)))
+        a = float(np.min(S[positive] / gb[positive]))
+        t = 1.0 / (1.0 + a)
+        q = np.clip(S - a * gb, 0.0, None) / m
+        XTv = np.outer(q, B.sum(axis=0)) - B
+        v_sum = m * q - S
+        conj_v = -m * float(np.sum(entr(q)))
+        vz = float(np.sum(XTv * W)) + float(np.dot(b, v_sum))
+        R = (1.0 - t) * G + t * (lams[:, None] * W + XTv)
+        return t * max(data_loss + conj_v - vz, 0.0) + float(np.sum(np.einsum("kj,kj->k", R, R) / (2.0 * lams)))
 
     # ---- dual and duality gap ----
     # Their O(n) work runs over row blocks (``row_blocks``): cache-sized temporaries are
@@ -352,7 +525,7 @@ class Objective:
     def data_loss(self, margins, y, s, b: float = 0.0) -> float:
         """``sum_i s_i loss(y_i, margins_i + b)`` (no pass over X)."""
         loss = self.pointwise
-        return sum(float(dot(s[k], loss.value(y[k], margins[k] + b))) for k in row_blocks(len(y)))
+        return sum(float(dot(s[k], row_totals(loss.value(y[k], margins[k] + b)))) for k in row_blocks(len(y)))
 
     def constant_intercept(self, y, s) -> float:
         """The best constant model's intercept, ``argmin_b sum_i s_i loss(y_i, b)``, in
@@ -360,7 +533,11 @@ class Objective:
         odds of the classes' total weights (logistic)."""
         total = float(s.sum())
         if self.loss == "squared":
-            return float(dot(s, y)) / total
+            return (s @ y) / total if self.multi else float(dot(s, y)) / total
+        if self.loss == "multinomial":  # log class weights, centred (a common shift is free)
+            weights = np.bincount(MultinomialLoss._index(y), weights=s, minlength=self.n_outputs)
+            logs = np.log(np.maximum(weights, np.finfo(np.float64).tiny))
+            return logs - logs.mean()
         positive = 0.5 * (total + float(dot(s, y)))  # y = +-1
         negative = total - positive
         if positive <= 0 or negative <= 0:
@@ -372,7 +549,9 @@ class Objective:
         no pass over X): safeguarded Newton on the monotone derivative."""
         loss = self.pointwise
         if self.loss == "squared":
-            return float(dot(s, y - margins) / s.sum())
+            return (s @ (y - margins)) / s.sum() if self.multi else float(dot(s, y - margins) / s.sum())
+        if self.loss == "multinomial":
+            return self._best_multinomial_intercept(margins, y, s, b0, tol)
 
         def slope(b):
             first = second = 0.0
@@ -401,27 +580,63 @@ class Objective:
                 b = b + (1.0 + abs(b)) * (1.0 if g < 0 else -1.0)
         return b
 
+    def _best_multinomial_intercept(self, margins, y, s, b0, tol):
+        """Newton on the ``K`` intercepts with the margins fixed (O(n K^2) a step), the
+        common shift held at that of ``b0`` (the problem ignores it)."""
+        K, m = self.n_outputs, float(s.sum())
+        b = np.array(b0, dtype=np.float64)
+        onehot_w = np.bincount(MultinomialLoss._index(y), weights=s, minlength=K)
+        for _ in range(50):
+            g, H = -onehot_w.copy(), np.zeros((K, K))
+            for k in row_blocks(len(y)):
+                p = MultinomialLoss.probabilities(margins[k] + b)
+                sp = s[k][:, None] * p
+                g += sp.sum(axis=0)
+                H += np.diag(sp.sum(axis=0)) - p.T @ sp
+            if np.max(np.abs(g)) <= tol * m:
+                break
+            H += np.full((K, K), max(np.trace(H), np.finfo(np.float64).tiny) / (K * K))
+            step = np.linalg.solve(H, -g)
+            b = b + step - step.mean()
+        return b
+
     def dual_value(self, y, s, u, XTu) -> float:
         """``D(u) = -sum_i (s_i loss_i)^*(u_i) - ||X^T u||^2 / (2 lam)``, for feasible ``u``."""
         conjugate = self.pointwise.conjugate_sum
         rows = sum(conjugate(y[k], s[k], u[k]) for k in row_blocks(len(y)))
+        if self.multi:
+            return -rows - float(np.sum(np.einsum("kj,kj->k", XTu, XTu) / (2.0 * self.lams)))
         return -rows - float(dot(XTu, XTu)) / (2.0 * self.lam)
 
-    def duality_gap(self, w, b, margins, y, s, rmatvec):
+    def duality_gap(self, w, b, margins, y, s, rmatvec, anchor=None):
         """Primal value, dual value and relative gap ``(P - D) / D`` at ``(w, b)``.
 
         ``margins = X w`` (without ``b``); ``rmatvec(u)`` returns ``X^T u`` (one pass).
         The dual point is ``u_i = s_i loss'(y_i, z_i)`` at the best intercept for
         this ``w``, recentred so that ``sum(u) = 0`` when there is an intercept. The
-        gap bounds the relative suboptimality ``(P(w, b) - P*) / P*``.
+        gap bounds the relative suboptimality ``(P(w, b) - P*) / P*``. Multinomial: the
+        intercepts' rounding-level residual ``sum(u)`` is absorbed by the gradient gap's
+        correction, which needs ``anchor`` (:meth:`intercept_anchor`).
         """
         loss = self.pointwise
+        if self.loss == "multinomial":
+            margins = np.asarray(margins, dtype=np.float64)
+            primal = self.value(self.data_loss(margins, y, s, b), w)
+            b_dual = self.best_intercept(margins, y, s, b) if self.fit_intercept else b
+            u = np.empty_like(margins)
+            for k in row_blocks(len(y)):
+                u[k] = s[k][:, None] * loss.derivative(y[k], margins[k] + b_dual)
+            grad = self.gradient(np.asarray(rmatvec(u)), u.sum(axis=0), w)
+            at_best = self.value(self.data_loss(margins, y, s, b_dual), w)
+            _, dual, _ = self.gradient_gap(at_best, grad, w, b_dual, anchor if self.needs_anchor(u.sum(axis=0)) else None)
+            return primal, dual, relative_gap(primal, primal - dual)
         margins = np.asarray(margins, dtype=np.float64)
         primal = self.value(self.data_loss(margins, y, s, b), w)
         b_dual = self.best_intercept(margins, y, s, b) if self.fit_intercept else 0.0
         u = np.empty_like(margins)
+        scale = (lambda sk: sk[:, None]) if self.multi else (lambda sk: sk)
         for k in row_blocks(len(y)):
-            u[k] = s[k] * loss.derivative(y[k], margins[k] + b_dual)
+            u[k] = scale(s[k]) * loss.derivative(y[k], margins[k] + b_dual)
         if self.fit_intercept:
             loss.center_dual(y, s, u)
         dual = self.dual_value(y, s, u, rmatvec(u))

@@ -56,10 +56,11 @@ def _describe(X):
     return f"{input_format(X)} input of dtype {X.dtype}"
 
 
-def get_backend(name, X, loop=None) -> type[Backend]:
+def get_backend(name, X, loop=None, n_outputs=1) -> type[Backend]:
     """The backend class for ``name`` and input ``X``.
 
-    ``loop``: a solver whose whole loop the backend must run (e.g. ``"dual_cd"``).
+    ``loop``: a solver whose whole loop the backend must run (e.g. ``"dual_cd"``);
+    ``n_outputs > 1``: the backend must fit several outputs (``multi_output``).
     An explicit name that is unavailable raises :class:`BackendUnavailableError`
     naming the fix; one that cannot read ``X`` raises ``ValueError``. ``"auto"`` picks
     the first suitable backend in ``_AUTO_ORDER``.
@@ -80,6 +81,9 @@ def get_backend(name, X, loop=None) -> type[Backend]:
             )
         if loop is not None and loop not in cls.loops:
             raise ValueError(f"backend {name!r} does not run the {loop!r} solver")
+        if n_outputs > 1 and not cls.multi_output:
+            raise ValueError(f"backend {name!r} fits one output; this model has {n_outputs} "
+                             "(a multinomial model or several targets): use backend='auto' or 'numpy'")
         return cls
     for candidate in _AUTO_ORDER:
         cls = _load(candidate)
@@ -87,6 +91,7 @@ def get_backend(name, X, loop=None) -> type[Backend]:
             cls.availability() is None
             and cls.supports(X)
             and (loop is None or loop in cls.loops)
+            and (n_outputs == 1 or cls.multi_output)
         ):
             return cls
     what = f" running the {loop!r} solver" if loop else ""

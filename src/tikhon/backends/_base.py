@@ -13,7 +13,7 @@ from contextlib import nullcontext
 import numpy as np
 import scipy.sparse as sp
 
-from ..objective import row_blocks
+from ..objective import row_blocks, row_totals
 
 __all__ = ["Backend", "input_format"]
 
@@ -35,13 +35,18 @@ class Backend:
     * ``name``: registry name;
     * ``formats``: input layouts it reads, among ``"dense"``, ``"csr"``, ``"dask"``;
     * ``dtypes``: dtypes of ``X`` it computes in (no conversion);
-    * ``loops``: solver names whose whole loop the backend runs itself (e.g. ``"dual_cd"``).
+    * ``loops``: solver names whose whole loop the backend runs itself (e.g. ``"dual_cd"``);
+    * ``multi_output``: whether it fits several outputs (``n_outputs > 1``: a multinomial
+      model, a multi-target ridge); then ``w`` is a ``K x d`` matrix ``W``, ``b`` has
+      ``K`` entries, margins are ``n x K``, and ``matvec``/``rmatvec`` take and give
+      matrices (``X W^T``, ``R^T X``).
     """
 
     name = "base"
     formats = frozenset()
     dtypes = frozenset({np.dtype(np.float32), np.dtype(np.float64)})
     loops = frozenset()
+    multi_output = False
 
     @classmethod
     def availability(cls):
@@ -52,13 +57,22 @@ class Backend:
     def supports(cls, X) -> bool:
         return input_format(X) in cls.formats and np.dtype(X.dtype) in cls.dtypes
 
-    def __init__(self, X, y, sample_weight, loss):
+    def __init__(self, X, y, sample_weight, loss, n_outputs=1):
+        if n_outputs > 1 and not self.multi_output:
+            raise ValueError(f"backend {self.name!r} fits one output; {n_outputs} outputs need another "
+                             "backend (numpy fits any number)")
         self.X = X
         self.y = y
         self.s = sample_weight
         self.loss = loss
+        self.n_outputs = int(n_outputs)
         self.n_samples, self.n_features = X.shape
         self.weight_sum = float(sample_weight.sum())
+
+    @staticmethod
+    def _row_sums(r):
+        """``sum_i r_i``: a float for one output, a vector of ``K`` for several."""
+        return float(r.sum()) if r.ndim == 1 else r.sum(axis=0)
 
     def solving(self):
         """Context manager held around a whole solve (default: nothing to set up)."""
@@ -80,24 +94,36 @@ class Backend:
 
     def _pointwise(self, z, b, curvature=None):
         """``sum s loss`` at margins ``z + b``; overwrites ``z`` with ``s loss'`` and, if
-        given, ``curvature`` with ``s loss''``. By row blocks (cache-sized temporaries):
-        beyond the margins no n-vector is made."""
+        given, ``curvature`` with what defines the Hessian: ``s loss''`` (a diagonal, for
+        every loss but the multinomial, whose rows need the probabilities ``p``; see
+        :meth:`_hessian_product`). By row blocks (cache-sized temporaries): beyond the
+        margins no n-vector is made."""
         y, s, loss = self.y, self.s, self.loss
+        multinomial = loss.name == "multinomial"
         value = 0.0
         for k in row_blocks(len(z)):
             zk = z[k] + b
-            value += float(np.dot(s[k], loss.value(y[k], zk)))
+            value += float(np.dot(s[k], row_totals(loss.value(y[k], zk))))
             first, second = loss.derivative_curvature(y[k], zk)
-            z[k] = s[k] * first
+            sk = s[k][:, None] if z.ndim == 2 else s[k]
+            z[k] = sk * first
             if curvature is not None:
-                curvature[k] = s[k] * second
+                curvature[k] = second if multinomial else sk * second
         return value
+
+    def _hessian_product(self, curvature, t):
+        """The data Hessian's row terms applied to ``t`` (overwritten): ``s loss'' t``, or
+        for the multinomial ``s (diag(p) - p p^T) t`` row by row."""
+        if self.loss.name == "multinomial":
+            return self.loss.hessian_product(curvature, self.s, t)
+        t *= curvature
+        return t
 
     def loss_grad(self, w, b):
         """``(sum s loss, X^T (s loss'), sum s loss')`` at ``(w, b)``."""
         r = self.matvec(w)
         value = self._pointwise(r, b)
-        return value, self.rmatvec(r), float(r.sum())
+        return value, self.rmatvec(r), self._row_sums(r)
 
     def loss_grad_hessian(self, w, b):
         """``loss_grad`` plus the data term's Hessian at ``(w, b)`` as a product
@@ -110,10 +136,10 @@ class Backend:
         def product(v, vb=0.0):
             t = self.matvec(v)
             t += vb
-            t *= d
-            return self.rmatvec(t), float(t.sum())
+            t = self._hessian_product(d, t)
+            return self.rmatvec(t), self._row_sums(t)
 
-        return value, self.rmatvec(r), float(r.sum()), product
+        return value, self.rmatvec(r), self._row_sums(r), product
 
     def _block_rows(self):
         """Rows per block of X for blockwise work: dense blocks of about 16k values stay
@@ -131,7 +157,13 @@ class Backend:
         """``d_i = s_i loss''(y_i, x_i w + b)``: one pass for the margins, overwritten by row blocks."""
         d = self.matvec(w)
         for k in row_blocks(len(d)):
-            d[k] = self.s[k] * self.loss.curvature(self.y[k], d[k] + b)
+            if self.loss.name == "multinomial":
+                p = self.loss.probabilities(d[k] + b)
+                d[k] = self.s[k][:, None] * p * (1.0 - p)
+            elif d.ndim == 2:
+                d[k] = self.s[k][:, None]
+            else:
+                d[k] = self.s[k] * self.loss.curvature(self.y[k], d[k] + b)
         return d
 
     def _float64_blocks(self, square=False, rows=None):
@@ -156,12 +188,31 @@ class Backend:
             yield start, stop, block
 
     def loss_grad_gram(self, w, b):
-        """``loss_grad`` plus the data term's Hessian at ``(w, b)`` as a matrix: the
-        ``(d + 1) x (d + 1)`` Gram matrix ``[X 1]^T diag(s loss'') [X 1]`` (:meth:`gram`)."""
+        """``loss_grad`` plus the data term's Hessian at ``(w, b)`` as Gram matrices: the
+        ``(d + 1) x (d + 1)`` ``[X 1]^T diag(s loss'') [X 1]`` (:meth:`gram`); for several
+        outputs a dict ``{(k, l): Gram}`` over the Hessian's blocks ``k <= l``: the
+        multinomial's weights ``s (p_k [k = l] - p_k p_l)``, ``K (K + 1) / 2`` Grams; the
+        squared loss's diagonal blocks share one Gram."""
         r = self.matvec(w)
         c = np.empty_like(r)
         value = self._pointwise(r, b, c)
-        return value, self.rmatvec(r), float(r.sum()), self.gram(c)
+        grad = self.rmatvec(r), self._row_sums(r)
+        if r.ndim == 1:
+            return value, *grad, self.gram(c)
+        if self.loss.name == "squared":
+            shared = self.gram(self.s)
+            return value, *grad, {(k, k): shared for k in range(self.n_outputs)}
+        grams = {}
+        for k in range(self.n_outputs):
+            for l in range(k, self.n_outputs):
+                weights = (c[:, k] if k == l else 0.0) - c[:, k] * c[:, l]
+                grams[(k, l)] = self.gram(self.s * weights)
+        return value, *grad, grams
+
+    def gram_count(self):
+        """How many :meth:`gram` calls one Hessian matrix takes."""
+        K = self.n_outputs
+        return 1 if (K == 1 or self.loss.name == "squared") else K * (K + 1) // 2
 
     # Rows per block of the Gram matrix: BLAS-3 calls of about 1M values (compute bound,
     # so larger than the cache-sized blocks of the passes; a float32 X is converted to
@@ -177,12 +228,14 @@ class Backend:
         return 0.15 * self.n_features
 
     def gram(self, c):
-        """``[X 1]^T diag(c) [X 1]`` for weights ``c >= 0``, a ``(d + 1) x (d + 1)`` float64
+        """``[X 1]^T diag(c) [X 1]`` for weights ``c``, a ``(d + 1) x (d + 1)`` float64
         matrix (the last row and column are those of the intercept's constant column).
-        Dense X: a BLAS-3 ``syrk`` on ``sqrt(c) X`` per block of rows; CSR: a sparse
-        product per block (``sum_i nnz_i^2`` work). X is never copied whole."""
+        Dense X: a BLAS-3 ``syrk`` on ``sqrt(c) X`` per block of rows (weights of both
+        signs: a ``gemm`` with ``c X``); CSR: a sparse product per block (``sum_i nnz_i^2``
+        work). X is never copied whole."""
         from scipy.linalg.blas import dsyrk
 
+        signed = bool(np.any(c < 0))
         d = self.n_features
         G = np.zeros((d + 1, d + 1))
         upper = np.zeros((d, d), order="F")
@@ -195,10 +248,12 @@ class Backend:
                 scaled = sp.csr_matrix((block.data * np.repeat(ck, np.diff(block.indptr)), block.indices,
                                         block.indptr), shape=block.shape)
                 G[:d, :d] += (block.T @ scaled).toarray()
+            elif signed:
+                G[:d, :d] += block.T @ (block * ck[:, None])
             else:
                 scaled = block * np.sqrt(ck)[:, None]
                 upper = dsyrk(1.0, scaled.T, beta=1.0, c=upper, trans=0, lower=0, overwrite_c=1)
-        if not sparse:
+        if not sparse and not signed:
             G[:d, :d] = np.triu(upper) + np.triu(upper, 1).T
         G[:d, d] = G[d, :d] = self.rmatvec(c)
         G[d, d] = float(c.sum())
@@ -206,13 +261,14 @@ class Backend:
 
     def hessian_diagonal(self, w, b):
         """Diagonal of the data term's Hessian at ``(w, b)``: ``(sum_i d_i x_ij^2, sum_i d_i)``
-        with ``d_i = s_i loss''(y_i, z_i)``. One pass for the margins, one over row blocks
-        of X for the squares (a block at a time is squared, never all of X)."""
+        with ``d_i = s_i loss''(y_i, z_i)`` (several outputs: ``d`` is ``n x K``, the
+        multinomial's ``s p (1 - p)``). One pass for the margins, one over row blocks of X
+        for the squares (a block at a time is squared, never all of X)."""
         d = self._curvature_weights(w, b)
-        out = np.zeros(self.n_features)
+        out = np.zeros((self.n_features,) + d.shape[1:])
         for start, stop, block in self._float64_blocks(square=True):
             out += block.T @ d[start:stop]
-        return out, float(d.sum())
+        return (out.T if d.ndim == 2 else out), self._row_sums(d)
 
     # ---- products for the final certificate ----
     exact = True  # matvec and rmatvec accumulate in float64 whatever X's dtype
@@ -225,27 +281,30 @@ class Backend:
             return self.matvec, self.rmatvec
 
         def matvec(w):
-            out = np.empty(self.n_samples)
+            w = np.asarray(w, dtype=np.float64).T  # several outputs: X W^T
+            out = np.empty((self.n_samples,) + w.shape[1:])
             for start, stop, block in self._float64_blocks():
                 out[start:stop] = block @ w
             return out
 
         def rmatvec(r):
-            out = np.zeros(self.n_features)
+            out = np.zeros((self.n_features,) + r.shape[1:])
             for start, stop, block in self._float64_blocks():
                 out += block.T @ r[start:stop]
-            return out
+            return out.T
 
         return matvec, rmatvec
 
     def batch_loss_grad(self, w, b, rows):
         """``loss_grad`` restricted to the given rows (copies only those rows)."""
         Xb = self.X[rows]
-        z = np.asarray(Xb @ np.asarray(w, dtype=Xb.dtype), dtype=np.float64).ravel() + b
+        w = np.asarray(w, dtype=Xb.dtype)
+        z = np.asarray(Xb @ w.T, dtype=np.float64).reshape(len(rows), *w.shape[:-1]) + b
         y, s = self.y[rows], self.s[rows]
-        r = s * self.loss.derivative(y, z)
-        gw = np.asarray(Xb.T @ r.astype(Xb.dtype), dtype=np.float64).ravel()
-        return float(np.dot(s, self.loss.value(y, z))), gw, float(r.sum())
+        r = (s[:, None] if z.ndim == 2 else s) * self.loss.derivative(y, z)
+        gw = np.asarray(Xb.T @ r.astype(Xb.dtype), dtype=np.float64)
+        gw = gw.T if z.ndim == 2 else gw.ravel()
+        return float(np.dot(s, row_totals(self.loss.value(y, z)))), gw, self._row_sums(r)
 
     def row_norms_sq(self, chunk=8192):
         """``||x_i||^2`` per row (float64), by row blocks so that no copy of X is made."""

@@ -30,6 +30,7 @@ class CythonBackend(NumpyBackend):
     name = "cython"
     formats = frozenset({"csr"})
     loops = frozenset({"dual_cd"})
+    multi_output = True  # several outputs: the compiled one-column products, a column at a time
 
     @classmethod
     def availability(cls):
@@ -39,7 +40,7 @@ class CythonBackend(NumpyBackend):
             return f"{_FIX} ({exc})"
         return None
 
-    def __init__(self, X, y, sample_weight, loss):
+    def __init__(self, X, y, sample_weight, loss, n_outputs=1):
         from .._validation import readable_csr
 
         # X comes from the validation gate (tikhon._validation.check_X), which checked its
@@ -47,7 +48,7 @@ class CythonBackend(NumpyBackend):
         # that skipped the gate it converts strided arrays or mixed index types (a copy),
         # so that "auto" never picks this backend for a layout it then refuses.
         X = readable_csr(X)
-        super().__init__(X, y, sample_weight, loss)
+        super().__init__(X, y, sample_weight, loss, n_outputs)
         self._cd = _extension()
         self._parts = (X.data, X.indices, X.indptr)
         # rows repeating a column index (for X that skipped the gate: it sums them);
@@ -58,11 +59,15 @@ class CythonBackend(NumpyBackend):
 
     # ---- products in float64 (the certificate needs them exact for float32 data) ----
     def matvec(self, w):
+        if np.ndim(w) == 2:  # X W^T, a column at a time
+            return np.column_stack([self.matvec(row) for row in w])
         out = np.empty(self.n_samples)
         self._cd.csr_matvec(*self._parts, np.ascontiguousarray(w, dtype=np.float64), out)
         return out
 
     def rmatvec(self, r):
+        if np.ndim(r) == 2:  # R^T X, a column at a time
+            return np.stack([self.rmatvec(col) for col in r.T])
         out = np.empty(self.n_features)
         self._cd.csr_rmatvec(*self._parts, np.ascontiguousarray(r, dtype=np.float64), out)
         return out
@@ -70,7 +75,7 @@ class CythonBackend(NumpyBackend):
     def hessian_diagonal(self, w, b):
         """As the base class, with the squares accumulated by the extension (no squared
         copy of X's blocks); rows repeating a column index take the base class's way."""
-        if self.duplicate_rows:
+        if self.duplicate_rows or self.n_outputs > 1:
             return super().hessian_diagonal(w, b)
         d = self._curvature_weights(w, b)
         out = np.empty(self.n_features)

@@ -265,7 +265,10 @@ class DaskBackend(Backend):
             return f"dask, distributed or numba cannot be imported ({exc}); {_INSTALL}"
         return None
 
-    def __init__(self, X, y, sample_weight, loss, client=None, persist=None, worker_grace=None):
+    def __init__(self, X, y, sample_weight, loss, n_outputs=1, client=None, persist=None, worker_grace=None):
+        if n_outputs > 1:
+            raise ValueError(f"backend 'dask' fits one output; this model has {n_outputs}")
+        self.n_outputs = 1
         dask, da, _ = _import()
         from . import _numba_kernels as kernels
 

@@ -141,6 +141,9 @@ class NumbaBackend(Backend):
     name = "numba"
     formats = frozenset({"dense", "csr"})
     loops = frozenset({"gd", "sgd"})
+    # Several outputs (multinomial, multi-target ridge): the base class's kernels on
+    # one-column passes (K passes a product) until the fused K-column kernel lands.
+    multi_output = True
 
     @classmethod
     def availability(cls):
@@ -150,8 +153,8 @@ class NumbaBackend(Backend):
             return f"numba cannot be imported ({exc}); install it with `pip install numba`"
         return None
 
-    def __init__(self, X, y, sample_weight, loss):
-        super().__init__(X, y, sample_weight, loss)
+    def __init__(self, X, y, sample_weight, loss, n_outputs=1):
+        super().__init__(X, y, sample_weight, loss, n_outputs)
         from . import _numba_kernels as kernels
 
         self._k = kernels
@@ -162,8 +165,9 @@ class NumbaBackend(Backend):
             if not (A.flags.c_contiguous or A.flags.f_contiguous):
                 A = np.ascontiguousarray(A)  # strided view: copied once (documented)
             self._Xt = (A,)
-        self._code = kernels.LOSS_CODES[loss.name]
-        self._y = _f64(y)
+        # several outputs: only the products run in Numba (they ignore the loss's code)
+        self._code = kernels.LOSS_CODES[loss.name] if n_outputs == 1 else kernels.SQUARED
+        self._y = _f64(y) if n_outputs == 1 else np.zeros(self.n_samples)  # K outputs: the base class reads y
         self._s = _f64(sample_weight)
         self._empty = np.empty(0)
         self._zeros_d = np.zeros(self.n_features)
@@ -223,20 +227,28 @@ class NumbaBackend(Backend):
                               rowvec, out, chunks)
 
     def matvec(self, w):
+        if np.ndim(w) == 2:  # X W^T, a column at a time
+            return np.column_stack([self.matvec(row) for row in w])
         out = np.empty(self.n_samples)
         self._pass(self._k.OP_MATVEC, _f64(w), out=out)
         return out
 
     def rmatvec(self, r):
+        if np.ndim(r) == 2:  # R^T X, a column at a time
+            return np.stack([self.rmatvec(np.ascontiguousarray(col)) for col in r.T])
         g, _, _ = self._pass(self._k.OP_RMATVEC, self._zeros_d, rowvec=_f64(r))
         return g
 
     # ---- fused data-term kernels ----
     def loss_grad(self, w, b):
+        if self.n_outputs > 1:
+            return super().loss_grad(w, b)
         g, loss, gb = self._pass(self._k.OP_LOSS_GRAD, _f64(w), b)
         return float(loss), g, float(gb)
 
     def loss_grad_hessian(self, w, b):
+        if self.n_outputs > 1:
+            return super().loss_grad_hessian(w, b)
         dvec = np.empty(self.n_samples)
         g, loss, gb = self._pass(self._k.OP_LOSS_GRAD, _f64(w), b, out=dvec)
         hess = self._k.OP_HESS
@@ -248,6 +260,8 @@ class NumbaBackend(Backend):
         return float(loss), g, float(gb), product
 
     def batch_loss_grad(self, w, b, rows):
+        if self.n_outputs > 1:
+            return super().batch_loss_grad(w, b, rows)
         rows = np.ascontiguousarray(rows, dtype=np.int64)
         loss, g, gb = self._k.batch_loss_grad(self._Xt, self._y, self._s, _f64(w), float(b),
                                               self._code, rows)

@@ -19,8 +19,8 @@ class NumpyBackend(Backend):
     name = "numpy"
     formats = frozenset({"dense", "csr"})
 
-    def __init__(self, X, y, sample_weight, loss):
-        super().__init__(X, y, sample_weight, loss)
+    def __init__(self, X, y, sample_weight, loss, n_outputs=1):
+        super().__init__(X, y, sample_weight, loss, n_outputs)
         self._dtype = X.dtype
         # float32 X: BLAS and scipy sum in float32 (~1e-7 relative), so the final
         # certificate is computed with float64 products (Backend.certified_products)
@@ -33,8 +33,18 @@ class NumpyBackend(Backend):
         ``rmatvec`` never pay for it)."""
         return self.X.T
 
+    multi_output = True
+
     def matvec(self, w):
-        return np.asarray(self.X @ np.asarray(w, dtype=self._dtype), dtype=np.float64).ravel()
+        """``X w``, or ``X W^T`` (n x K) for a K x d ``W``."""
+        w = np.asarray(w, dtype=self._dtype)
+        if w.ndim == 2:
+            return np.asarray(self.X @ w.T, dtype=np.float64)
+        return np.asarray(self.X @ w, dtype=np.float64).ravel()
 
     def rmatvec(self, r):
-        return np.asarray(self._XT @ np.asarray(r, dtype=self._dtype), dtype=np.float64).ravel()
+        """``X^T r``, or ``R^T X`` (K x d) for an n x K ``R``."""
+        r = np.asarray(r, dtype=self._dtype)
+        if r.ndim == 2:
+            return np.asarray(self._XT @ r, dtype=np.float64).T
+        return np.asarray(self._XT @ r, dtype=np.float64).ravel()

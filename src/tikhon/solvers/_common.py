@@ -62,11 +62,11 @@ class Problem:
         """``(P, D, relative gap)`` at ``theta`` from its value and gradient (no pass over
         X but, with an intercept, once per fit the pass of the intercept's anchor):
         :meth:`tikhon.objective.Objective.gradient_gap`, the stopping rule of every solver."""
+        obj = self.objective
         w, b = self.split(theta)
-        anchor = None
-        if self.objective.fit_intercept and grad[-1] != 0.0:
-            anchor = self._anchor(self.objective.anchor_side(grad[-1]))
-        return self.objective.gradient_gap(value, grad, w, b, anchor)
+        grad_b = obj.split(grad)[1]
+        anchor = self._anchor(obj.anchor_side(grad_b)) if obj.needs_anchor(grad_b) else None
+        return obj.gradient_gap(value, grad, w, b, anchor)
 
     def loop_anchors(self):
         """The intercept's anchors as arrays, for solver loops a backend runs itself:
@@ -91,7 +91,8 @@ class Problem:
         w, b = self.split(theta)
         be = self.backend
         matvec, rmatvec = be.certified_products()
-        return self.objective.duality_gap(w, b, matvec(w), be.y, be.s, rmatvec)
+        anchor = self._anchor(0) if self.objective.loss == "multinomial" and self.objective.fit_intercept else None
+        return self.objective.duality_gap(w, b, matvec(w), be.y, be.s, rmatvec, anchor=anchor)
 
 
 class History:

@@ -64,6 +64,9 @@ class _Dual:
         self.problem = problem
         self.objective = problem.objective
         self.backend = be = problem.backend
+        if problem.objective.multi:
+            raise ValueError("the dual_cd solver fits binary logistic regression and single-target ridge; "
+                             "for several classes or targets use solver='auto', 'newton' or 'lbfgs'")
         if not hasattr(be, "dual_epochs"):
             raise ValueError(f"backend {be.name!r} does not run the dual_cd solver")
         self.logistic = self.objective.loss == "logistic"

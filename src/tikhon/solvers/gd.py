@@ -46,7 +46,7 @@ def solve(problem, theta0, tol, max_iter, learning_rate=None):
     safeguard = learning_rate is None
     w, b = objective.split(np.array(theta0, dtype=np.float64))
     history = History()
-    if getattr(backend, "gd_loop", None) is not None:
+    if getattr(backend, "gd_loop", None) is not None and not objective.multi:
         return _solve_in_backend(problem, w, b, step, safeguard, tol, max_iter, history)
     previous = None  # (w, b, P) before the last step, for the monotone safeguard
     n_iter = 0

@@ -33,11 +33,12 @@ _ROUNDING = 64 * np.finfo(np.float64).eps
 
 def cost_in_passes(backend):
     """One iteration's Gram plus Cholesky factorization, in passes over X (the cost
-    model of :func:`tikhon.solvers.choose_solver`): ``gram_cost()`` plus
-    ``d^3 / 3`` flops against the ``n d`` reads of a pass (a flop costing a fifth of a
+    model of :func:`tikhon.solvers.choose_solver`): ``gram_count() * gram_cost()`` plus
+    ``(K d)^3 / 3`` flops against the ``n d`` reads of a pass (a flop costing a fifth of a
     read, as BLAS-3 against a streamed pass measures here)."""
     n, d = backend.n_samples, backend.n_features
-    return backend.gram_cost() + 0.2 * (d ** 3 / 3.0) / max(1.0, float(n) * d)
+    p = backend.n_outputs * d  # the Hessian's size (a multinomial's couples its K blocks)
+    return backend.gram_count() * backend.gram_cost() + 0.2 * (p ** 3 / 3.0) / max(1.0, float(n) * d)
 
 
 def newton_step(H, g):

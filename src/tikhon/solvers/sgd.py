@@ -47,7 +47,7 @@ def solve(problem, theta0, tol, max_iter, learning_rate=None, batch_size=256, ra
     rng = np.random.default_rng(0 if random_state is None else random_state)
     w, b = objective.split(np.array(theta0, dtype=np.float64))
     history = History()
-    if getattr(backend, "sgd_loop", None) is not None:
+    if getattr(backend, "sgd_loop", None) is not None and not objective.multi:
         return _solve_in_backend(problem, w, b, step0, rng, batch_size, tol, max_iter, history)
     t, epoch = 0, 0
     while True:
