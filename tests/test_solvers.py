@@ -179,3 +179,12 @@ def test_newton_cg_moves_to_the_explicit_hessian_when_cg_costs_more():
     for r in results.values():
         assert r.converged and r.relative_gap <= 1e-10
     assert abs(results["cython"].objective - results["numpy"].objective) <= 1e-9 * results["numpy"].objective
+
+
+def test_newton_cholesky_refuses_a_hessian_too_large_to_form():
+    rng = np.random.default_rng(0)
+    X = sp.random(50, 6000, density=0.01, format="csr", random_state=0)
+    y = np.where(rng.random(50) < 0.5, 1, -1)
+    with pytest.raises(ValueError, match="forms the 6001 x 6001 Hessian.*solver='newton'"):
+        tikhon.LogisticRegression(solver="newton_cholesky").fit(X, y)
+    assert tikhon.LogisticRegression().fit(X, y).solver_ == "newton"

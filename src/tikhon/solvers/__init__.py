@@ -54,10 +54,11 @@ def choose_solver(name, loss, backend=None):
         return name
     if backend is None:
         return "newton"
-    from .newton_cholesky import cost_in_passes
+    from .newton_cholesky import MAX_PARAMS, cost_in_passes
 
     limit = RIDGE_GRAM_PASSES if loss == "squared" else LOGISTIC_GRAM_PASSES
-    return "newton_cholesky" if cost_in_passes(backend) <= limit else "newton"
+    small = backend.n_outputs * (backend.n_features + 1) <= MAX_PARAMS
+    return "newton_cholesky" if small and cost_in_passes(backend) <= limit else "newton"
 
 
 def run(name, objective, backend, theta0, tol, max_iter, **options) -> FitResult:

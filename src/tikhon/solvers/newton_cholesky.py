@@ -52,7 +52,15 @@ def newton_step(H, g):
         return -vectors @ ((vectors.T @ g) / np.maximum(values, floor))
 
 
+# The largest Hessian formed: 5000^2 doubles are 200 MB and a 4e10-flop Cholesky; beyond,
+# Newton-CG (solver="newton") needs only Hessian products.
+MAX_PARAMS = 5000
+
+
 def solve(problem, theta0, tol, max_iter, armijo=1e-4):
+    if problem.n_params > MAX_PARAMS:
+        raise ValueError(f"solver 'newton_cholesky' forms the {problem.n_params} x {problem.n_params} Hessian "
+                         f"(more than {MAX_PARAMS} parameters); use solver='newton' or 'auto'")
     history = History()
     theta = np.array(theta0, dtype=np.float64)
     value, grad, hessian = problem.value_grad_hessian_matrix(theta)
