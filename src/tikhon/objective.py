@@ -306,6 +306,22 @@ def relative_gap(primal, gap):
     return gap / dual if dual > 0.0 else math.inf
 
 
+@dataclass
+class BlockDiagonal:
+    """A Hessian of independent outputs (several ridge targets): ``blocks[k]`` acts on the
+    theta entries ``index[k]``; never assembled (``K`` factorizations of ``d + 1`` rows
+    instead of one of ``K (d + 1)``)."""
+
+    blocks: list
+    index: list
+
+    def __matmul__(self, v):
+        out = np.zeros_like(v)
+        for block, idx in zip(self.blocks, self.index):
+            out[idx] = block @ v[idx]
+        return out
+
+
 @dataclass(frozen=True)
 class Objective:
     """``P(W, b) = sum_i s_i loss(y_i, W x_i + b) + sum_k lam_k / 2 ||W_k||^2``.
@@ -400,7 +416,8 @@ class Objective:
         """Hessian of ``P`` as a theta-matrix from the data term's Gram matrices
         ``[X 1]^T diag(c) [X 1]`` (``(d + 1) x (d + 1)``, the last row the intercept's):
         one for one output; for several, a dict ``{(k, l): Gram of the (k, l) block}``
-        over ``k <= l`` (absent blocks are zero: the squared loss has ``k == l`` only).
+        over ``k <= l`` (absent blocks are zero: the squared loss has ``k == l`` only, and
+        its Hessian is then a :class:`BlockDiagonal`).
 
         Multinomial with an intercept: ``P`` is flat along ``b + c 1`` (softmax ignores a
         common shift), so the projector on that direction, scaled like the intercepts'
@@ -414,6 +431,13 @@ class Objective:
         K, fi = self.n_outputs, self.fit_intercept
         d = next(iter(data_gram.values())).shape[0] - 1
         index = [np.r_[k * d:(k + 1) * d, [K * d + k] if fi else []].astype(np.intp) for k in range(K)]
+        if all(k == l for k, l in data_gram):  # separable outputs (several ridge targets)
+            blocks = []
+            for k in range(K):
+                block = (data_gram[(k, k)] if fi else data_gram[(k, k)][:d, :d]).copy()
+                block[np.arange(d), np.arange(d)] += self.lams[k]
+                blocks.append(block)
+            return BlockDiagonal(blocks, index)
         H = np.zeros((self.n_params(d), self.n_params(d)))
         for (k, l), G in data_gram.items():
             block = G if fi else G[:d, :d]

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve, eigh
 
+from ..objective import BlockDiagonal
 from ._common import FitResult, History, certified
 
 __all__ = ["cost_in_passes", "newton_step", "solve"]
@@ -43,7 +44,13 @@ def cost_in_passes(backend):
 
 def newton_step(H, g):
     """``-H^{-1} g`` by Cholesky; by a floored eigendecomposition if ``H`` is not
-    numerically positive definite."""
+    numerically positive definite; block by block for a
+    :class:`tikhon.objective.BlockDiagonal`."""
+    if isinstance(H, BlockDiagonal):
+        step = np.empty_like(g)
+        for block, idx in zip(H.blocks, H.index):
+            step[idx] = newton_step(block, g[idx])
+        return step
     try:
         return -cho_solve(cho_factor(H, check_finite=False), g, check_finite=False)
     except LinAlgError:
@@ -69,6 +76,7 @@ def solve(problem, theta0, tol, max_iter, armijo=1e-4):
     n_iter, message = 0, ""
     while True:
         gap = problem.gap(theta, value, grad)
+        history.report(gap[2], n_iter)
         if gap[2] <= tol or n_iter >= max_iter:
             break
         direction = newton_step(hessian, grad)
