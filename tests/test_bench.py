@@ -13,7 +13,7 @@ import tikhon
 from tikhon.bench import BenchConfig, run, validate
 from tikhon.bench.load import BusyLoad, busy_load
 from tikhon.bench.report import Progress, _time_cell, format_tables
-from tikhon.bench.runner import infer_task
+from tikhon._datafiles import infer_task
 from tikhon.bench.suites import SUITES, build_suite
 from tikhon.bench.verdict import verdict
 from tikhon.cli import main
@@ -75,11 +75,34 @@ def test_bench_verdict_in_table_and_json(tmp_path, capsys):
 
 # ---------------------------------------------------------------- the task
 def test_infer_task():
-    assert infer_task(np.array([-1.0, 1.0, 1.0])) == ("logistic", 2)
-    assert infer_task(np.array(["a", "b", "c"])) == ("logistic", 3)
-    assert infer_task(np.repeat([1, 2, 3], 50)) == ("logistic", 3)
-    assert infer_task(np.linspace(0, 1, 50)) == ("ridge", 0)
-    assert infer_task(np.concatenate([np.repeat([1, 2], 500), np.arange(3, 30)])) == ("ridge", 0)  # rare values
+    assert infer_task(np.array([-1.0, 1.0, 1.0]))[:1] == ("logistic",)
+    assert infer_task(np.array([-1.0, 1.0, 1.0])).n_classes == 2
+    assert infer_task(np.array(["a", "b", "c"])).n_classes == 3
+    assert infer_task(np.repeat([1, 2, 3], 50)).n_classes == 3
+    assert infer_task(np.linspace(0, 1, 50)).task == "ridge"
+    assert infer_task(np.concatenate([np.repeat([1, 2], 500), np.arange(3, 30)])).task == "ridge"  # rare values
+
+
+LABELS = {  # labels on which the bench's task must be tikhon fit's (the bench had its own rule)
+    "two": np.array([-1.0, 1.0] * 20),
+    "text": np.array(["a", "b", "c"] * 20),
+    "classes": np.repeat([1, 2, 3], 50),
+    "real": np.linspace(0, 1, 50),
+    "rare-integers": np.concatenate([np.repeat([1, 2], 500), np.arange(3, 30)]),
+    "infinite": np.array([0.0, 1.0, np.inf] * 20),  # the bench's rule said 3 classes, the CLI's ridge
+    "bool": np.array([True, False] * 20),
+}
+
+
+@pytest.mark.parametrize("name", list(LABELS))
+def test_bench_task_is_the_cli_task(name):
+    """One rule for ``--task auto``: the bench's problems are those ``tikhon fit`` would fit."""
+    from tikhon.bench.runner import _problems
+    from tikhon.cli import _auto_task
+
+    y = LABELS[name]
+    problems, skipped = _problems(validate(BenchConfig(anchors="none")), y)
+    assert {p["task"] for p in problems} == {_auto_task(y)[0]}, (problems, skipped)
 
 
 @pytest.fixture

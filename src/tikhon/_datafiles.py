@@ -26,12 +26,17 @@ import os
 import re
 import warnings
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["DataFile", "DataFileError", "compression_of", "load_data_file", "open_data", "read_data_file", "set_width",
-           "sniff"]
+__all__ = ["DataFile", "DataFileError", "MIN_CLASS_SHARE", "TaskOfLabels", "compression_of", "infer_task",
+           "load_data_file", "open_data", "read_data_file", "set_width", "sniff"]
+
+# --task auto: integer labels with three or more values are classes when each labels this
+# share of the rows at least (dna: 23%, letter: 4%); else a numeric target (abalone's ages 1..29)
+MIN_CLASS_SHARE = 0.01
 
 # magic bytes of the compressions read; the name of each is the one its file extension uses
 COMPRESSIONS = {"gz": (b"\x1f\x8b", gzip.open), "bz2": (b"BZh", bz2.open), "xz": (b"\xfd7zXZ\x00", lzma.open)}
@@ -313,3 +318,32 @@ def _numpy_reason(exc):
     """numpy's message without its advice to use ``usecols`` (which would drop columns)."""
     text = " ".join(str(exc).split()).split("; use `usecols`")[0]
     return text + ("; every line needs the same number of fields" if "number of columns" in text else "")
+
+
+class TaskOfLabels(NamedTuple):
+    """What :func:`infer_task` found: ``task``, and the distinct labels with their counts
+    (``None`` for real-valued targets)."""
+
+    task: str
+    classes: np.ndarray | None
+    counts: np.ndarray | None
+
+    @property
+    def n_classes(self):
+        """K for logistic regression, 0 for ridge."""
+        return int(self.classes.size) if self.task == "logistic" else 0
+
+
+def infer_task(y):
+    """The task of ``--task auto`` (``tikhon fit|plot`` and ``tikhon bench``) from the labels:
+    ``logistic`` for text labels, two values, or integers whose every value labels at least
+    :data:`MIN_CLASS_SHARE` of the rows (K classes); ``ridge`` for real numbers (NaN and
+    infinity included) and other integers (abalone's ages 1..29: a numeric target)."""
+    y = np.asarray(y)
+    numeric = y.dtype.kind in "iufc"
+    if numeric and y.dtype.kind != "i" and not (np.all(np.isfinite(y)) and np.all(y == np.round(y))):
+        return TaskOfLabels("ridge", None, None)
+    classes, counts = np.unique(y, return_counts=True)
+    if not numeric or classes.size <= 2 or counts.min() >= MIN_CLASS_SHARE * y.size:
+        return TaskOfLabels("logistic", classes, counts)
+    return TaskOfLabels("ridge", classes, counts)

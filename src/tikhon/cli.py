@@ -397,19 +397,19 @@ def _show_labels(classes, limit=5):
 
 
 def _auto_task(y):
-    """``(task, reason)``: ``logistic`` for text labels, two classes, or integers whose every
-    value labels at least :data:`MIN_CLASS_SHARE` of the rows; ``ridge`` for real numbers and
-    other integers (a numeric target)."""
+    """``(task, reason)`` of ``--task auto``: the rule is :func:`tikhon._datafiles.infer_task`
+    (the bench's too); the reason says what the labels are."""
+    from ._datafiles import MIN_CLASS_SHARE, infer_task
+
     y = np.asarray(y)
-    numeric = y.dtype.kind in "iufc"
-    if numeric and y.dtype.kind != "i" and not (np.all(np.isfinite(y)) and np.all(y == np.round(y))):
+    found = infer_task(y)
+    if found.task == "logistic":
+        return "logistic", f"the labels are {found.classes.size} classes ({_show_labels(found.classes)})"
+    if found.classes is None:
         low, high = np.nanmin(y.real), np.nanmax(y.real)
         return "ridge", f"the labels are real numbers in [{low:.4g}, {high:.4g}]"
-    classes, counts = np.unique(y, return_counts=True)
-    if not numeric or classes.size <= 2 or counts.min() >= MIN_CLASS_SHARE * y.size:
-        return "logistic", f"the labels are {classes.size} classes ({_show_labels(classes)})"
-    rare = int(np.sum(counts < MIN_CLASS_SHARE * y.size))
-    return "ridge", (f"the labels are {classes.size} distinct integers, {rare} of them on fewer than "
+    rare = int(np.sum(found.counts < MIN_CLASS_SHARE * y.size))
+    return "ridge", (f"the labels are {found.classes.size} distinct integers, {rare} of them on fewer than "
                      f"{MIN_CLASS_SHARE:.0%} of the rows: a numeric target")
 
 

@@ -66,7 +66,8 @@ def _sklearn(X, y, grid, tol, max_iter, fit_intercept, solver):
 
 def run_path(config, dataset, progress):
     """One path part on one data set: the figures and a verdict (JSON-ready)."""
-    from .runner import _targets, infer_task
+    from .._datafiles import infer_task
+    from .runner import _targets
 
     X, y = dataset.X, dataset.y
     grid = np.asarray(config.grid or DEFAULT_PATH_GRID, dtype=np.float64)
@@ -76,7 +77,8 @@ def run_path(config, dataset, progress):
     out = {"name": dataset.name, "part": config.label, "n_samples": int(X.shape[0]),
            "n_features": int(X.shape[1]), "grid": grid.tolist(), "tol": tol, "max_iter": max_iter,
            "fit_intercept": config.fit_intercept, "runs": [], "skipped": {}}
-    task, n_classes = infer_task(y)
+    found = infer_task(y)
+    task, n_classes = found.task, found.n_classes
     if task != "logistic" or n_classes != 2:
         out["skipped"]["path"] = f"the path part runs two-class logistic regression; the labels have " \
                                  f"{n_classes or np.unique(y).size} values"

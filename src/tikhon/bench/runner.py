@@ -16,10 +16,11 @@ fit's time: times to a level are never flattered. The reference optimum ``P*`` o
 problem is the lowest objective any run reached (``defaults`` parts: an untimed tight
 tikhon fit), every solution scored by the same evaluator (NumPy kernels, float64).
 
-The task comes from ``--task`` or, with ``auto``, from the labels (:func:`infer_task`):
-two values are logistic, integer labels of which every value labels at least
-:data:`MIN_CLASS_SHARE` of the rows are K classes, anything else is ridge. A problem the estimators refuse (K >= 3 classes while
-they are binary) is a *skipped problem* with the reason, not a failed run.
+The task comes from ``--task`` or, with ``auto``, from the labels by the rule of ``tikhon
+fit --task auto`` (:func:`tikhon._datafiles.infer_task`): text labels, two values, or
+integer labels of which every value labels at least 1% of the rows are K classes,
+anything else is ridge. A problem the estimators refuse is a *skipped problem* with the
+reason, not a failed run.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .._datafiles import infer_task
 from . import anchors as anchor_mod
 from .kernels import floor_figures, kernel_figures
 from .load import DEFAULT_LOAD_SECONDS, busy_load
@@ -39,13 +41,12 @@ from .measure import (MEMORY_METHODS, Evaluator, MultinomialEvaluator, PeakMemor
 from .problems import BenchArgumentError, describe, load_dataset, parse_data_spec, parse_dtype
 from .verdict import add_verdicts, not_reached
 
-__all__ = ["BenchConfig", "DEFAULT_C", "DEFAULT_ALPHA", "MIN_CLASS_SHARE", "infer_task", "run", "validate"]
+__all__ = ["BenchConfig", "DEFAULT_C", "DEFAULT_ALPHA", "run", "validate"]
 
 DEFAULT_C = (0.1, 1.0, 10.0)
 DEFAULT_ALPHA = (0.1, 1.0, 10.0)
 DEFAULT_LEVELS = (1e-3, 1e-6, 1e-8)
 VERDICT_LEVEL = 1e-6
-MIN_CLASS_SHARE = 0.01  # integer labels are classes when each value labels this share of the rows
 # Iteration caps per solver when --max-iter is not given (keeps the default run short;
 # a cell that stops early shows "cap" for the levels it did not reach).
 DEFAULT_MAX_ITER = {"newton": 100, "lbfgs": 200, "gd": 300, "sgd": 20}
@@ -187,25 +188,11 @@ def validate(config: BenchConfig) -> BenchConfig:
 
 
 # ---------------------------------------------------------------- the task
-def infer_task(y):
-    """``("logistic", K)`` or ``("ridge", 0)`` from the labels, the rule of ``tikhon fit
-    --task auto``: text labels, two values, or integer labels each of whose values labels at
-    least :data:`MIN_CLASS_SHARE` of the rows are K classes; real numbers and other integers
-    (abalone's ages 1..29) are a regression target."""
-    y = np.asarray(y)
-    numeric = y.dtype.kind in "iufb"
-    if numeric and y.dtype.kind not in "ib" and not np.all(y == np.round(y)):
-        return "ridge", 0
-    classes, counts = np.unique(y, return_counts=True)
-    if not numeric or classes.size <= 2 or counts.min() >= MIN_CLASS_SHARE * y.size:
-        return "logistic", int(classes.size)
-    return "ridge", 0
-
-
 def _problems(config, y):
     """``(problems, skipped)``: the (task, C or alpha) problems of one data set, and the
     problems that cannot be run on these labels with the reason."""
-    task, n_classes = infer_task(y)
+    found = infer_task(y)
+    task, n_classes = found.task, found.n_classes
     C, alpha = config.C, config.alpha
     if config.task == "logistic" or (config.task == "auto" and C is None and alpha is None and task == "logistic"):
         C = C or list(DEFAULT_C)
