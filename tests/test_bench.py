@@ -345,3 +345,28 @@ def test_anchors_read_csr_with_int64_indices():
     anchors = [r for r in problem["records"] if r["kind"] == "anchor"]
     assert [r["label"] for r in anchors] == ["sklearn/saga", "sklearn/liblinear"]
     assert all(r["error"] is None for r in anchors), [r["error"] for r in anchors]
+
+
+# ---------------------------------------------------------------- tikhon plot: its call into tikhon.plot
+@pytest.mark.parametrize("kind, extra", [("path", ["--C", "0.1", "10"]), ("cv", ["--C", "0.1", "10", "--cv", "2"]),
+                                         ("history", ["--solvers", "newton"])])
+def test_plot_command_titles_name_the_data(tmp_path, monkeypatch, kind, extra):
+    """``tikhon plot`` passes ``data=`` (the data file's name) to tikhon.plot: the title names it."""
+    pytest.importorskip("matplotlib")
+    import tikhon.plot
+
+    X, y = tikhon.datasets.make_classification(120, 3, seed=4)
+    np.savez(tmp_path / "tiny.npz", X=X, y=y)
+    figures = []
+    real = getattr(tikhon.plot, f"plot_{kind}")
+    monkeypatch.setattr(tikhon.plot, f"plot_{kind}", lambda *a, **k: figures.append(real(*a, **k)) or figures[-1])
+    assert main(["plot", kind, str(tmp_path / "tiny.npz"), *extra, "--out", str(tmp_path / "p.png")]) == 0
+    (fig,) = figures
+    assert fig.axes[0].get_title().startswith("tiny.npz: "), fig.axes[0].get_title()
+
+
+def test_plot_help_says_C_or_alpha_not_lambda(capsys):
+    for kind in ("path", "cv"):
+        assert main(["plot", kind, "--help"]) == 0
+        text = " ".join(capsys.readouterr().out.split())
+        assert "against lambda" not in text and "against C (logistic) or alpha (ridge)" in text

@@ -285,8 +285,9 @@ def _add_plot_parser(sub, backends):
                           description="Pictures of L2 regularization (needs matplotlib: pip install "
                                       "\"tikhon[plot]\"). DATA is a data file as for tikhon fit, or a9a.")
     kinds = plot.add_subparsers(dest="kind", required=True, metavar="{path,cv,history}", parser_class=_Parser)
-    helps = {"path": "coefficients against lambda over a grid (warm-started path)",
-             "cv": "training and validation score against lambda, chosen lambda marked (k-fold CV)",
+    helps = {"path": "coefficients against C (logistic) or alpha (ridge) over a grid (warm-started path)",
+             "cv": "training and validation score against C (logistic) or alpha (ridge), the chosen value "
+                   "marked (k-fold CV)",
              "history": "convergence of one fit per solver: relative suboptimality against time"}
     for kind, text in helps.items():
         p = kinds.add_parser(kind, help=text, description=text)
@@ -691,7 +692,7 @@ def _plot_path(args, X, y, common, grid, solvers):
     key = "Cs" if args.task == "logistic" else "alphas"
     result = tikhon.regularization_path(X, y, **{key: grid}, model=args.task, solver=args.solver, **common)
     with _about(f"--out {args.out!r}", OSError):
-        plot.plot_path(result, top=args.top, out=args.out)
+        plot.plot_path(result, top=args.top, data=os.path.basename(args.data), out=args.out)
     return f"{grid.size} grid values by {result.method} in {result.total_seconds:.2f} s"
 
 
@@ -707,7 +708,7 @@ def _plot_cv(args, X, y, common, grid, solvers):
         model = tikhon.RidgeCV(alphas=grid, **options).fit(X, y)
         chosen = f"alpha = {model.alpha_:.4g}"
     with _about(f"--out {args.out!r}", OSError):
-        plot.plot_cv(model, out=args.out)
+        plot.plot_cv(model, data=os.path.basename(args.data), out=args.out)
     return f"{args.cv}-fold CV over {grid.size} values chosen {chosen}"
 
 
@@ -722,7 +723,7 @@ def _plot_history(args, X, y, common, grid, solvers):
                                                             solver=solver, **common))
         fits[solver] = est.fit(X, y)
     with _about(f"--out {args.out!r}", OSError):
-        plot.plot_history(fits, x=args.x, out=args.out)
+        plot.plot_history(fits, x=args.x, data=os.path.basename(args.data), out=args.out)
     return ", ".join(f"{s}: {f.n_iter_} iterations" for s, f in fits.items())
 
 
