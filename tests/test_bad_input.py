@@ -245,9 +245,9 @@ BAD_PARAMS = [
     (RR, {"alpha": 0.0}, "alpha must be a finite positive number"),  # the dual needs alpha > 0
     (LR, {"tol": 0.0}, "tol must be"),
     (RR, {"tol": -1e-3}, "tol must be"),
-    (LR, {"max_iter": 0}, "max_iter must be a positive integer"),
-    (RR, {"max_iter": -5}, "max_iter must be a positive integer"),
-    (LR, {"max_iter": 2.5}, "max_iter must be a positive integer"),
+    (LR, {"max_iter": -1}, "max_iter must be None or a non-negative integer"),  # 0: the start (issue 17)
+    (RR, {"max_iter": -5}, "max_iter must be None or a non-negative integer"),
+    (LR, {"max_iter": 2.5}, "max_iter must be None or a non-negative integer"),
     (LR, {"learning_rate": 0.0}, "learning_rate must be"),
     (RR, {"batch_size": 0}, "batch_size must be a positive integer"),
     (LR, {"fit_intercept": "yes"}, "fit_intercept must be True or False"),

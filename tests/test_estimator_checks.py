@@ -13,14 +13,19 @@ their input.
   LogisticRegressionCV's two sample-weight equivalence checks are expected failures (see
   below).
 
-Skipped by scikit-learn itself here: the pandas and array-API input checks (pandas and
-SCIPY_ARRAY_API are not installed / set).
+* scikit-learn's parameters (issue 17) set to values other than the defaults
+  (``warm_start=True``, ``n_jobs=1``, scikit-learn's solver names, ``max_iter=None``,
+  a RandomState): the whole suite too, on numpy.
+
+Skipped by scikit-learn itself here: the array-API input checks (SCIPY_ARRAY_API is not
+set). The pandas checks run (pandas is in the ``test`` extra).
 
 LogisticRegression is multinomial for three or more classes and Ridge fits several
 targets: scikit-learn's multiclass and multi-output checks run too.
 """
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from sklearn.utils.estimator_checks import check_estimator, parametrize_with_checks
 
@@ -32,6 +37,19 @@ FULL = [b for b in ("numpy", "numba") if b in AVAILABLE]
 
 @parametrize_with_checks([est(backend=b) for b in FULL for est in (tikhon.LogisticRegression, tikhon.Ridge)])
 def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+_SKLEARN_PARAMS = [
+    tikhon.LogisticRegression(backend="numpy", warm_start=True, n_jobs=1, solver="newton-cg", penalty="l2",
+                              max_iter=None, random_state=np.random.RandomState(0), intercept_scaling=2.0),
+    tikhon.Ridge(backend="numpy", warm_start=True, n_jobs=1, solver="cholesky", copy_X=False,
+                 random_state=np.random.RandomState(0)),
+]
+
+
+@parametrize_with_checks(_SKLEARN_PARAMS)
+def test_sklearn_estimator_checks_with_sklearn_parameters(estimator, check):
     check(estimator)
 
 

@@ -1,6 +1,8 @@
 """What every solver shares: the objective bound to a backend, the fit report, the clock."""
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import time
 from dataclasses import dataclass, field
 
@@ -96,14 +98,48 @@ class Problem:
 
 
 class History:
-    """Objective values over wall-clock time since the solver started."""
+    """Objective values over wall-clock time since the solver started.
+
+    With an observer active (:meth:`observed`, e.g. an estimator's ``verbose``),
+    :meth:`report` passes each certified iterate on to it: ``observer.begin()`` when a
+    solver starts (its return value, the fit-level iteration of the solver's iteration
+    0, offsets the solver's own count), ``observer.added()`` per :meth:`add`, and
+    ``observer.iteration(k, objective, relative_gap)`` per :meth:`report`.
+    """
+
+    # The observer of the fit running in this context, or None: solvers create their
+    # History without knowing it; nested solvers (Newton-CG finishing a dual CD fit,
+    # Newton-Cholesky finishing Newton-CG) report to the same observer.
+    _observer_var = contextvars.ContextVar("tikhon_fit_observer", default=None)
 
     def __init__(self):
         self._start = time.perf_counter()
         self.records = []
+        self._observer = History._observer_var.get()
+        self._offset = self._observer.begin() if self._observer is not None else 0
 
     def add(self, objective_value):
         self.records.append((time.perf_counter() - self._start, float(objective_value)))
+        if self._observer is not None:
+            self._observer.added()
+
+    def report(self, relative_gap, iteration=None):
+        """Tell the observer (if any) about the last added iterate: its relative gap and
+        iteration (default: the number of values added before it)."""
+        if self._observer is None or not self.records:
+            return
+        local = len(self.records) - 1 if iteration is None else int(iteration)
+        self._observer.iteration(self._offset + local, self.records[-1][1], float(relative_gap))
+
+    @staticmethod
+    @contextlib.contextmanager
+    def observed(observer):
+        """Histories created inside this context report to ``observer``."""
+        token = History._observer_var.set(observer)
+        try:
+            yield observer
+        finally:
+            History._observer_var.reset(token)
 
     def extend(self, records, started):
         """Append another solver's records, whose clock started at ``started`` (a

@@ -212,6 +212,7 @@ def solve(problem, theta0, tol, max_iter, random_state=None, inner_min=1e-12, rh
         primal, dual_value, b = dual.inner_gap(margins, center, rho)
         history.add(primal)
         inner = relative_gap(primal, primal - dual_value)
+        history.report(inner, epochs)  # the sub-problem's gap (the certificate comes at the end)
         points.append((epochs, math.log(max(inner, 1e-300))))
         budget_left = epochs < max_iter
         if newton_after is not None and budget_left and (

@@ -63,6 +63,7 @@ def solve(problem, theta0, tol, max_iter, learning_rate=None):
             continue
         history.add(value)
         gap = problem.gap(objective.join(w, b), value, objective.gradient(gw, gb, w))
+        history.report(gap[2], n_iter)
         if gap[2] <= tol:
             break
         if n_iter >= max_iter:
@@ -91,6 +92,7 @@ def _solve_in_backend(problem, w, b, step, safeguard, tol, max_iter, history):
         history.records.extend((t - history._start, v) for t, v in records)
         if status == "nonfinite":
             raise FloatingPointError(f"gradient descent diverged (objective {cert}); use a smaller learning_rate")
+        history.report(cert, n_iter)  # the backend ran the iterations: one line per hand-back
         if status == "uphill":  # the backend undid the step that went uphill: halve it
             step *= 0.5
             continue

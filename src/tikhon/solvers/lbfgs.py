@@ -37,12 +37,14 @@ def solve(problem, theta0, tol, max_iter, memory=20):
     def callback(intermediate_result):
         history.add(intermediate_result.fun * m)
         last["gap"] = gap_at(intermediate_result.x)
+        history.report(last["gap"][2])
         if last["gap"][2] <= tol:
             raise StopIteration
 
     theta0 = np.array(theta0, dtype=np.float64)
     history.add(fun(theta0)[0] * m)
     gap = problem.gap(theta0, last["value"], last["grad"])
+    history.report(gap[2])
     if gap[2] <= tol:
         return FitResult(theta0, 0, True, gap[2], history.records, message="the start is optimal", **certified(gap))
     result = minimize(

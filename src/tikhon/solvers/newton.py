@@ -100,6 +100,7 @@ def solve(problem, theta0, tol, max_iter, max_cg_iter=250, armijo=1e-4):
     precondition = False
     while True:
         gap = problem.gap(theta, value, grad)
+        history.report(gap[2], n_iter)
         if gap[2] <= tol or n_iter >= max_iter:
             break
         rtol = min(0.5, np.sqrt(np.max(np.abs(grad)) / m))

@@ -57,6 +57,7 @@ def solve(problem, theta0, tol, max_iter, learning_rate=None, batch_size=256, ra
             raise FloatingPointError(f"SGD diverged (objective {value}); use a smaller learning_rate")
         history.add(value)
         gap = problem.gap(objective.join(w, b), value, objective.gradient(gw, gb, w))
+        history.report(gap[2], epoch)
         if gap[2] <= tol:
             break
         if epoch >= max_iter:
@@ -100,6 +101,7 @@ def _solve_in_backend(problem, w, b, step0, rng, batch_size, tol, max_iter, hist
         history.records.extend((s - history._start, v) for s, v in records)
         if status == "nonfinite":
             raise FloatingPointError(f"SGD diverged (objective {cert}); use a smaller learning_rate")
+        history.report(cert, epoch)  # the backend ran the epochs: one line per block
         if status != "pause":
             break
     return FitResult(objective.join(w, b), epoch, status == "converged", cert,
