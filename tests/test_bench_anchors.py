@@ -61,7 +61,10 @@ def test_anchor_conversion_reaches_tikhons_optimum(family, variant, task, fit_in
         pytest.skip(f"{label}: {reason}")
     (v,) = found.values()
     p_star, evaluate = _optimum(task, X, t, fit_intercept)
-    coef, intercept, _ = v.run(v.tols[-1])
+    try:
+        coef, intercept = v.run(v.tols[-1])[:2]
+    finally:
+        v.close()
     value = evaluate(coef, intercept)
     assert abs(value - p_star) <= 1e-6 * abs(p_star), (label, value, p_star, v.notes)
 
@@ -127,3 +130,91 @@ def test_sweep_stops_on_budget_and_says_so():
     runs, stop = A.run_variant(A.Variant("fake", "fake/flat", lambda tol: (np.zeros(2), 0.0, 0), (1e-1, 1e-2)),
                                lambda c, b: 1.0, None, 1e-8, budget=10)
     assert stop == "stalled" and len(runs) == 2
+
+
+# ---------------------------------------------------------------- the bench process's floating-point state
+_FP_SCRIPT = r"""
+import json, sys, threading
+import numpy as np
+import tikhon
+from tikhon.bench import BenchConfig, validate
+from tikhon.bench import anchors as A
+from tikhon.bench.isolated import subnormals_kept
+from tikhon.bench.problems import Dataset
+from tikhon.bench.report import Progress
+from tikhon.bench.runner import _run_anchor, run_dataset
+
+mode = sys.argv[1]
+records = []
+if mode == "import-snapml":  # what the bench did before: the library in the bench's own process
+    import snapml
+elif mode == "guard":  # an anchor that flushes subnormals during its run: the bench must say so
+    def run(tol):
+        import snapml
+        return np.zeros(2), 0.0, 0
+    config = validate(BenchConfig(anchors="none"))
+    records.append(dict(_run_anchor(config, A.Variant("fake", "fake/ftz", run, (1e-2,)), lambda c, b: 1.0, None),
+                        task="logistic"))
+else:
+    X, y = tikhon.datasets.make_classification(120, 4, seed=3)
+    import scipy.sparse as sp
+    # every variant runs in one of these (those of a penalized intercept or dense X only in the first)
+    Xs = sp.csr_matrix(np.where(np.abs(X) > 0.3, X, 0.0))
+    for name, data, fit_intercept in (("dense", X, False), ("csr", Xs, True)):
+        config = validate(BenchConfig(C=[1.0], alpha=[1.0], backends="numpy", solvers="newton",
+                                      fit_intercept=fit_intercept, kernels=False, warmup=False, anchors="all",
+                                      anchor_budget=0.2, levels="1e-3"))
+        out = run_dataset(config, Dataset(name, data, y), Progress(enabled=False))
+        records += [dict(r, task=p["task"]) for p in out["problems"] for r in p["records"] if r["kind"] == "anchor"]
+seen = []
+thread = threading.Thread(target=lambda: seen.append(subnormals_kept()))
+thread.start(); thread.join()
+print(json.dumps({"main": subnormals_kept(), "thread": seen[0], "snapml_imported": "snapml" in sys.modules,
+                  "variants": sorted({f"{r['label']} {r['task']}" for r in records}),
+                  "errors": {r["label"]: r["error"] for r in records if r["error"]}}))
+"""
+
+
+def _fp_state_after(mode):
+    """Run the bench's anchors (or ``mode``) in a fresh interpreter (a flushed state cannot
+    leak into this test process) and return what it found."""
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _FP_SCRIPT, mode], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_every_installed_anchor_leaves_the_bench_process_with_subnormals():
+    """snapml's import sets flush-to-zero for the whole process (built with -ffast-math): the
+    bench runs it in a child process, so after every installed anchor has run (logistic and
+    ridge, dense and CSR, with and without intercept) the bench's process, and threads it
+    starts, still compute subnormals, and snapml was never imported into it. (Before: every
+    fit after the snapml rows ran flushed, and pytest's later tests failed.)"""
+    found = _fp_state_after("bench")
+    expected = sorted(f"{family}/{variant} {task}" for family in A.ANCHORS if A.anchor_status(family) is None
+                      for task, names in A._ADAPTERS[family].solvers.items() for variant in names)
+    assert found["variants"] == expected, found
+    assert found["errors"] == {}, found["errors"]
+    assert found["main"] and found["thread"], found
+    assert not found["snapml_imported"]
+
+
+def test_the_subnormal_probe_sees_snapml_in_the_process():
+    """The check above can fail: with snapml imported into the bench's process (as the
+    snapml anchor did before it ran in a child) the probe reports subnormals flushed."""
+    if A.anchor_status("snapml") is not None:
+        pytest.skip(A.anchor_status("snapml"))
+    found = _fp_state_after("import-snapml")
+    assert not found["main"] and not found["thread"] and found["snapml_imported"], found
+
+
+def test_an_anchor_that_flushes_subnormals_is_an_error_of_its_row():
+    """A library new to this (not known to need a child process) that flushes subnormals
+    while it runs: its row says so, instead of the later fits silently running flushed."""
+    if A.anchor_status("snapml") is not None:
+        pytest.skip(A.anchor_status("snapml"))
+    found = _fp_state_after("guard")
+    assert "switched this process to flush subnormals to zero" in found["errors"]["fake/ftz"], found

@@ -33,11 +33,16 @@ improving, the tolerances run out, or the variant's time budget is spent (``stop
 which: a level missed because of the budget is reported as cut off, not as failed).
 Anchors that cannot solve a problem (a penalized intercept, K >= 3 classes, a dense
 Hessian of too many features) say so as a skipped variant with the reason.
+
+An anchor whose library changes the process's floating-point state (snapml: flush-to-zero,
+from ``-ffast-math``) runs in a child process (:mod:`.isolated`) and is never imported by
+the bench's process; its runs are timed in the child, around the fit only.
 """
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import itertools
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -45,6 +50,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from . import isolated
 from .measure import clock
 
 __all__ = ["ANCHORS", "DEFAULT_ANCHORS", "AnchorProblem", "Variant", "anchor_status", "parse_anchors",
@@ -64,7 +70,9 @@ DENSE_HESSIAN_MAX_FEATURES = 5000
 class AnchorProblem:
     """What an adapter needs: the task (``logistic`` / ``ridge``), ``lam``, the intercept,
     ``X``, targets (``y_signed``: +-1 for two classes, real for ridge; ``y``: the labels),
-    the number of classes (``n_classes``, 0 for ridge) and the cores to use."""
+    the number of classes (``n_classes``, 0 for ridge) and the cores to use.
+    ``workspace``: the data set's :class:`.isolated.Workspace` for anchors that run in a
+    child process (``None``: each such variant makes its own, closed by ``Variant.close``)."""
 
     task: str
     lam: float
@@ -74,6 +82,12 @@ class AnchorProblem:
     y: np.ndarray
     n_classes: int = 2
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)
+    workspace: object = None
+
+    def fields(self):
+        """Everything but ``X`` and the workspace (what a child process is sent)."""
+        return {"task": self.task, "lam": self.lam, "fit_intercept": self.fit_intercept,
+                "y_signed": self.y_signed, "y": self.y, "n_classes": self.n_classes, "threads": self.threads}
 
     @property
     def m(self):
@@ -82,8 +96,10 @@ class AnchorProblem:
 
 @dataclass
 class Variant:
-    """One anchor solver: ``run(tol) -> (coef, intercept, n_iter)``; ``tols`` loosest first
-    (``(None,)``: one run at the library's defaults)."""
+    """One anchor solver: ``run(tol) -> (coef, intercept, n_iter)``, or with ``timed``
+    ``(coef, intercept, n_iter, seconds)`` (a run timed where it ran: a child process);
+    ``tols`` loosest first (``(None,)``: one run at the library's defaults). :meth:`close`
+    releases what the variant holds (a child process of its own)."""
 
     anchor: str
     label: str
@@ -91,6 +107,13 @@ class Variant:
     tols: tuple
     setup_seconds: float = 0.0
     notes: list = field(default_factory=list)
+    timed: bool = False
+    on_close: object = None
+
+    def close(self):
+        if self.on_close is not None:
+            self.on_close()
+            self.on_close = None
 
 
 class _Skip(Exception):
@@ -109,10 +132,14 @@ class _Adapter:
     binary_only: frozenset = frozenset()  # variants that solve two-class problems only
     free_intercept_missing: frozenset = frozenset()  # variants that penalize (or lack) the intercept
     tols = _SK_TOLS
+    isolated = ""  # why the library runs in a child process ("": in the bench's process)
 
     def status(self):
         if importlib.util.find_spec(self.module.split(".")[0]) is None:
             return f"{self.name} is not installed (pip install {self.pip})"
+        if self.isolated:  # never imported here
+            why = isolated.import_status(self.module)
+            return None if why is None else f"{self.name} cannot be imported: {why}"
         try:
             importlib.import_module(self.module)
         except Exception as exc:  # a shared library that fails to load
@@ -135,15 +162,50 @@ class _Adapter:
         out, skipped = {}, {}
         for solver in names:
             label = f"{self.name}/{solver}"
+            tols = (None,) if solver == "default" else self.tols
             try:
                 self.check(problem, solver)
-                run, notes, setup = self.build(problem, solver)
+                if self.isolated:
+                    out[label] = self._child_variant(problem, solver, label, tols)
+                else:
+                    run, notes, setup = self.build(problem, solver)
+                    out[label] = Variant(self.name, label, run, tols, setup, notes)
             except _Skip as why:
                 skipped[label] = str(why)
-                continue
-            tols = (None,) if solver == "default" else self.tols
-            out[label] = Variant(self.name, label, run, tols, setup, notes)
         return out, skipped
+
+    _keys = itertools.count()
+
+    def _child_variant(self, problem, solver, label, tols):
+        """The variant built and run in the data set's child process of this family."""
+        own = problem.workspace is None
+        workspace = isolated.Workspace(problem.X) if own else problem.workspace
+        try:
+            started = self.name not in workspace.children
+            child = workspace.child(self.name)
+            key = next(self._keys)
+            notes, setup = child.call("build", key, problem.fields(), solver)
+        except BaseException:
+            if own:
+                workspace.close()
+            raise
+        setup += child.seconds if started else 0.0
+        notes = [*notes, f"runs in a child process ({self.isolated}); time is the fit in the child; starting it "
+                         f"and reading X took {child.seconds:.3g} s, once per data set"]
+
+        def run(tol):
+            return child.call("run", key, tol)
+
+        def close():
+            if own:
+                workspace.close()
+            elif child.proc.poll() is None:
+                try:
+                    child.call("drop", key)
+                except isolated.ChildError:
+                    pass  # a child that ended holds nothing
+
+        return Variant(self.name, label, run, tols, setup, notes, timed=True, on_close=close)
 
 
 def _labels01(problem):
@@ -293,6 +355,7 @@ class _Snapml(_Adapter):
     binary_only = frozenset({"*"})
     free_intercept_missing = frozenset({"sdca"})
     tols = _LL_TOLS
+    isolated = "importing snapml sets flush-to-zero for its whole process: it was built with -ffast-math"
 
     def build(self, problem, solver):
         import snapml
@@ -449,8 +512,11 @@ def run_variant(variant, evaluate, reference_hint, tightest_level, budget):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             t0 = clock()
-            coef, intercept, n_iter = variant.run(tol)
+            out = variant.run(tol)
             seconds = clock() - t0
+        if variant.timed:  # timed where it ran (a child process): the fit only
+            *out, seconds = out
+        coef, intercept, n_iter = out
         value = evaluate(coef, intercept)
         runs.append({"tol": tol, "seconds": seconds, "objective": value, "iterations": n_iter})
         spent += seconds

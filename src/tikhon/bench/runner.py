@@ -416,6 +416,7 @@ def _run_anchor(config, variant, evaluate, reference_hint):
     record = {"kind": "anchor", "label": variant.label, "anchor": variant.anchor, "backend": None,
               "solver": variant.label.split("/", 1)[1], "notes": variant.notes,
               "setup_seconds": variant.setup_seconds, "budget_seconds": config.anchor_budget, "error": None}
+    kept = anchor_mod.isolated.subnormals_kept()
     try:
         runs, stop = anchor_mod.run_variant(variant, evaluate, reference_hint, min(config.levels),
                                             config.anchor_budget)
@@ -426,6 +427,11 @@ def _run_anchor(config, variant, evaluate, reference_hint):
                       peak_memory_bytes=None)
     except Exception as exc:
         record["error"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        variant.close()
+    if kept and not anchor_mod.isolated.subnormals_kept():  # a library new to this: say so, loudly
+        record["error"] = (f"{variant.anchor} switched this process to flush subnormals to zero: the fits after "
+                           f"it are not comparable; run it in a child process (isolated = ... in anchors.py)")
     return record
 
 
@@ -436,10 +442,10 @@ def _threads():
     return os.cpu_count() or 1
 
 
-def _anchor_records(config, problem, X, y_signed, y, evaluate, hint, progress, tag):
+def _anchor_records(config, problem, X, y_signed, y, evaluate, hint, progress, tag, workspace=None):
     records, skipped = [], {}
     spec = anchor_mod.AnchorProblem(problem["task"], problem["lam"], config.fit_intercept, X, y_signed, y,
-                                    problem["n_classes"], _threads())
+                                    problem["n_classes"], _threads(), workspace)
     for name, which in config.anchors.items():
         if anchor_mod.anchor_status(name) is not None:
             continue  # listed once for the whole run
@@ -563,9 +569,10 @@ def run_dataset(config, dataset, progress, client=None):
     if problems and config.kernels:
         _kernels(config, plans, X, y, Xd, client, out, progress)
     X_anchors = _int32_indices(X)
-    for problem in problems if config.fits else ():
-        out["problems"].append(_run_problem(config, problem, plans[problem["loss"]][0], X, y, Xd, progress,
-                                            X_anchors))
+    with anchor_mod.isolated.Workspace(X_anchors) as workspace:  # X for the anchors run in a child process
+        for problem in problems if config.fits else ():
+            out["problems"].append(_run_problem(config, problem, plans[problem["loss"]][0], X, y, Xd, progress,
+                                                X_anchors, workspace))
     progress.finish()
     return out
 
@@ -581,7 +588,7 @@ def _int32_indices(X):
     return sp.csr_matrix((X.data, X.indices.astype(np.int32), X.indptr.astype(np.int32)), shape=X.shape)
 
 
-def _run_problem(config, problem, cells, X, y, Xd, progress, X_anchors=None):
+def _run_problem(config, problem, cells, X, y, Xd, progress, X_anchors=None, workspace=None):
     loss = problem["loss"]
     y_signed, y_index = _targets(problem, y)
     if y_index is not None:
@@ -598,7 +605,7 @@ def _run_problem(config, problem, cells, X, y, Xd, progress, X_anchors=None):
     done = [r["final_objective"] for r in records if r["error"] is None]
     hint = reference["final_objective"] if reference else (min(done) if done else None)
     anchors, skipped = _anchor_records(config, problem, X if X_anchors is None else X_anchors, y_signed, y,
-                                       evaluate, hint, progress, tag)
+                                       evaluate, hint, progress, tag, workspace)
     problem = dict(problem, records=records + anchors, skipped_anchors=skipped)
     if reference is not None:
         problem["reference"] = reference
