@@ -96,11 +96,19 @@ def test_logistic_cv_default_folds_threads_and_api():
 
 
 def test_logistic_cv_bad_input():
+    """Bad grids and one class are refused; so is a training fold that lacks a class (no
+    minimizer: that class's intercept runs off to -inf), naming the fold and the class
+    (three classes were refused as "binary only" before; a fold without a class ran on)."""
+    from sklearn.model_selection import KFold
+
     X, y = _classification(n=60)
     with pytest.raises(ValueError, match="C must be"):
         tikhon.LogisticRegressionCV(Cs=[1.0, 0.0]).fit(X, y)
-    with pytest.raises(ValueError, match="classes"):
-        tikhon.LogisticRegressionCV().fit(X, np.arange(60) % 3)
+    with pytest.raises(ValueError, match="at least two classes"):
+        tikhon.LogisticRegressionCV().fit(X, np.zeros(60))
+    labels = np.repeat([0, 1, 2], 20)  # unshuffled KFold(3): each training fold misses one class
+    with pytest.raises(ValueError, match="fold 0: its training rows hold no sample .* of class 0"):
+        tikhon.LogisticRegressionCV(Cs=2, cv=KFold(3)).fit(X, labels)
 
 
 # (cal_housing with cv=5 is left out: scikit-learn's sparse_cg grid search alone takes ~8 s)

@@ -335,10 +335,20 @@ def _assert_same(a, b, where="model"):
         assert a == b, f"{where}: {a!r} != {b!r}"
 
 
+def _several_outputs(data):
+    """Three classes and three targets on the same X (the fixture's y is binary)."""
+    X, _ = data
+    score = X @ np.linspace(-1.0, 1.0, X.shape[1])
+    classes = np.digitize(score, np.quantile(score, [1 / 3, 2 / 3]))
+    targets = np.column_stack([score, X[:, 0] - 2.0 * X[:, 1], 3.0 * X[:, 2] + 1.0])
+    return classes, targets
+
+
 def _fitted(kind, data):
     from sklearn.model_selection import StratifiedKFold
 
     X, y = data
+    y3, Y = _several_outputs(data)
     makers = {
         "LogisticRegression": lambda: tikhon.LogisticRegression(C=0.5, backend="numpy").fit(X, y),
         "LogisticRegression balanced": lambda: tikhon.LogisticRegression(class_weight="balanced").fit(X, y),
@@ -355,13 +365,28 @@ def _fitted(kind, data):
         "PathResult ridge eigh": lambda: tikhon.regularization_path(X, y, alphas=[0.1, 1.0], model="ridge"),
         "PathResult ridge warm start": lambda: tikhon.regularization_path(
             X, y, alphas=[0.1, 1.0], model="ridge", method="warm_start"),
+        "LogisticRegressionCV multinomial": lambda: tikhon.LogisticRegressionCV(Cs=3, cv=3).fit(X, y3),
+        "LogisticRegressionCV multinomial no refit": lambda: tikhon.LogisticRegressionCV(
+            Cs=[0.1, 1.0], cv=3, refit=False, fit_intercept=False).fit(X, np.array(["a", "b", "c"])[y3]),
+        "RidgeCV multi-target loo": lambda: tikhon.RidgeCV(alphas=(0.1, 1.0, 10.0)).fit(X, Y),
+        "RidgeCV alpha_per_target": lambda: tikhon.RidgeCV(alphas=(0.01, 1.0, 100.0), alpha_per_target=True).fit(X, Y),
+        "RidgeCV multi-target kfold": lambda: tikhon.RidgeCV(alphas=[0.1, 10.0], cv=3).fit(X, Y),
+        "PathResult multinomial": lambda: tikhon.regularization_path(X, y3, Cs=[0.1, 1.0, 10.0]),
+        "PathResult multi-target eigh": lambda: tikhon.regularization_path(X, Y, alphas=[0.1, 1.0], model="ridge"),
+        "PathResult multi-target warm start": lambda: tikhon.regularization_path(
+            X, Y, alphas=[0.1, 1.0], model="ridge", method="warm_start"),
     }
     return makers[kind]()
 
 
 KINDS = ["LogisticRegression", "LogisticRegression balanced", "Ridge", "LogisticRegressionCV",
          "LogisticRegressionCV splitter", "LogisticRegressionCV no refit", "RidgeCV loo", "RidgeCV kfold",
-         "PathResult logistic", "PathResult ridge eigh", "PathResult ridge warm start"]
+         "PathResult logistic", "PathResult ridge eigh", "PathResult ridge warm start",
+         # several outputs (before: a multinomial CV or multi-output path could not be saved, "a stored path
+         # has 3 features" / "coefs has shape (n_grid, 3, 7)"; a per-target alpha_ was not a real number)
+         "LogisticRegressionCV multinomial", "LogisticRegressionCV multinomial no refit", "RidgeCV multi-target loo",
+         "RidgeCV alpha_per_target", "RidgeCV multi-target kfold", "PathResult multinomial",
+         "PathResult multi-target eigh", "PathResult multi-target warm start"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -386,6 +411,8 @@ def test_every_kind_round_trips(tmp_path, data, kind):
         np.testing.assert_array_equal(loaded.predict_proba(X), obj.predict_proba(X))
     if kind.startswith("LogisticRegressionCV") and "no refit" not in kind:
         assert loaded.scores_[loaded.classes_[1]] is loaded.cv_scores_  # stored once, aliased as fitted
+    if kind == "RidgeCV alpha_per_target":
+        assert loaded.alpha_.shape == (3,) and loaded.refit_path_.lams.shape == (1, 3)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]
 
 
@@ -466,6 +493,23 @@ def test_save_refuses_what_load_would_refuse(tmp_path, data):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_inconsistent_multi_output_paths_are_refused(tmp_path, data):
+    """A multinomial path's coefs must have one row per class, and intercepts the coefs'
+    leading shape: save refuses what load would."""
+    import dataclasses
+
+    path = _fitted("PathResult multinomial", data)
+    with pytest.raises(ValueError, match=r"coefs has shape \(3, 7\) for 3 classes"):
+        save_model(dataclasses.replace(path, coefs=path.coefs[:, 0], intercepts=path.intercepts[:, 0]),
+                   tmp_path / "a.npz")
+    with pytest.raises(ValueError, match=r"intercepts has shape \(3,\), expected \(3, 3\)"):
+        save_model(dataclasses.replace(path, intercepts=path.intercepts[:, 0]), tmp_path / "b.npz")
+    ridge = _fitted("PathResult multi-target eigh", data)
+    with pytest.raises(ValueError, match=r"grid has shape \(2, 2\)"):
+        save_model(dataclasses.replace(ridge, grid=np.ones((2, 2))), tmp_path / "c.npz")
+    assert list(tmp_path.iterdir()) == []
+
+
 # ---- format 1 files (LogisticRegression and Ridge, before CV and paths) still load
 def _save_format_1(model, path):
     """The writer of format 1, as it was."""
@@ -473,8 +517,10 @@ def _save_format_1(model, path):
     meta = {
         "format": "tikhon-model", "format_version": 1, "estimator": type(model).__name__, "tikhon_version": "0.1.0",
         "params": {k: v for k, v in model.get_params().items()},
-        "fitted": {a: getattr(model, a) for a in ("n_features_in_", "n_iter_", "converged_", "backend_", "solver_",
-                                                  "certificate_", "objective_", "duality_gap_")},
+        # format 1 stored n_iter_ as the int it then was (now an int32 array of one entry, as scikit-learn's)
+        "fitted": {a: (int(np.ravel(getattr(model, a))[0]) if a == "n_iter_" else getattr(model, a))
+                   for a in ("n_features_in_", "n_iter_", "converged_", "backend_", "solver_", "certificate_",
+                             "objective_", "duality_gap_")},
         "classes": ({"dtype": model.classes_.dtype.str, "values": model.classes_.tolist()}
                     if hasattr(model, "classes_") else None),
         "arrays": {k: {"dtype": a.dtype.str, "shape": list(a.shape),

@@ -171,8 +171,14 @@ def test_bad_arguments(kwargs, message):
 
 
 def test_bad_labels():
+    """One class, a 2-D label array, the other model's grid and dual CD on K outputs are
+    refused (three classes were refused before: now a multinomial path)."""
     X = np.random.default_rng(0).standard_normal((30, 3))
-    with pytest.raises(ValueError, match="three classes|3 classes"):
-        regularization_path(X, np.arange(30) % 3)
+    with pytest.raises(ValueError, match="at least two classes"):
+        regularization_path(X, np.zeros(30))
+    with pytest.raises(ValueError, match="one-dimensional.*model='ridge'"):
+        regularization_path(X, np.zeros((30, 2)))
     with pytest.raises(ValueError, match="Cs is the logistic grid"):
         regularization_path(X, np.ones(30), Cs=[1.0], model="ridge")
+    with pytest.raises(ValueError, match="solver 'dual_cd' .* this path has 3 outputs"):
+        regularization_path(X, np.arange(30) % 3, Cs=[1.0], solver="dual_cd")

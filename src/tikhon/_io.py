@@ -111,7 +111,8 @@ _FITTED = {
     "LogisticRegressionCV": {**_LINEAR, "classes_": "labels", "Cs_": "floats", "C_": "floats",
                              "cv_scores_": "floats", "train_scores_": "floats", "scores_": "floats_by_label",
                              "coefs_paths_": "floats_by_label", "paths_": "paths", "refit_path_": "path"},
-    "RidgeCV": {**_LINEAR, "alphas_": "floats", "alpha_": "real", "best_score_": "real", "cv_method_": "text",
+    "RidgeCV": {**_LINEAR, "alphas_": "floats", "alpha_": "real_or_floats", "best_score_": "real_or_floats",
+                "cv_method_": "text",
                 "cv_scores_": "floats", "train_scores_": "floats", "paths_": "paths", "refit_path_": "path"},
 }
 _PATH_FIELDS = {
@@ -460,6 +461,8 @@ def _encode(role, value, name, writer):
         return writer.array(value, name, "counts") if isinstance(value, np.ndarray) else _to_json(int(value), name)
     if role == "real":
         return _encode_real(value, name)
+    if role == "real_or_floats":  # RidgeCV's alpha_: a float, or one per target (alpha_per_target)
+        return writer.array(value, name, "floats") if isinstance(value, np.ndarray) else _encode_real(value, name)
     if role == "flag":
         return bool(value)
     if role == "n_features":
@@ -505,6 +508,10 @@ def _decode(role, raw, what, reader):
             return _checked_array(reader.array(raw, what), "counts", what)
         return _decode_count(raw, what, 0)
     if role == "real":
+        return _decode_real(raw, what)
+    if role == "real_or_floats":
+        if isinstance(raw, dict) and "__array__" in raw:
+            return _checked_array(reader.array(raw, what), "floats", what)
         return _decode_real(raw, what)
     if role == "flag":
         if not isinstance(raw, bool):
@@ -649,29 +656,36 @@ def _linear_problem(est, classifier):
     if names is not None and np.shape(names) != (d,):
         return f"feature_names_in_ has shape {np.shape(names)}, expected ({d},)"
     for path in [*getattr(est, "paths_", []), getattr(est, "refit_path_", None)]:
-        if path is not None and path.coefs.shape[1] != d:
-            return f"a stored path has {path.coefs.shape[1]} features, the model {d}"
+        if path is not None and path.coefs.shape[-1] != d:
+            return f"a stored path has {path.coefs.shape[-1]} features, the model {d}"
     return None
 
 
 def _path_problem(path):
-    """Why a PathResult's fields contradict each other, or None."""
+    """Why a PathResult's fields contradict each other, or None. Shapes: ``coefs``
+    (n_grid, d) and ``intercepts`` (n_grid,) for one output, (n_grid, K, d) and
+    (n_grid, K) for ``K`` (three or more classes, or several targets); ``grid`` and
+    ``lams`` (n_grid,), or (n_grid, K) for per-output penalties."""
     model_param = {"logistic": "C", "ridge": "alpha"}
     if model_param.get(path.model) != path.param_name or path.method not in ("warm_start", "eigh"):
         return f"model {path.model!r}, param_name {path.param_name!r}, method {path.method!r} are not valid"
     coefs = np.asarray(path.coefs)
     problem = _real_problem(coefs, "coefs", True) or _real_problem(path.intercepts, "intercepts", True)
-    if problem is None and (coefs.ndim != 2 or coefs.shape[0] < 1 or coefs.shape[1] < 1):
-        problem = f"coefs has shape {coefs.shape}, expected (n_grid, n_features)"
+    if problem is None and (coefs.ndim not in (2, 3) or min(coefs.shape) < 1):
+        problem = f"coefs has shape {coefs.shape}, expected (n_grid, n_features) or (n_grid, n_outputs, n_features)"
+    if problem is None and np.shape(path.intercepts) != coefs.shape[:-1]:
+        problem = f"intercepts has shape {np.shape(path.intercepts)}, expected {coefs.shape[:-1]} like coefs"
     if problem:
         return problem
     n_grid = coefs.shape[0]
+    per_output = (n_grid, coefs.shape[1]) if coefs.ndim == 3 else None
     kinds = {"f": "floats", "i": "counts", "b": "flags"}
-    for name, kind in (("grid", "f"), ("lams", "f"), ("intercepts", "f"), ("objectives", "f"), ("n_iter", "i"),
+    for name, kind in (("grid", "f"), ("lams", "f"), ("objectives", "f"), ("n_iter", "i"),
                        ("certificates", "f"), ("duality_gaps", "f"), ("converged", "b"), ("seconds", "f")):
         value = np.asarray(getattr(path, name))
         problem = _dtype_problem(value.dtype, dict([_ARRAY_ROLES[kinds[kind]]]), name)
-        if problem or value.shape != (n_grid,):
+        allowed = [(n_grid,), per_output] if name in ("grid", "lams") else [(n_grid,)]
+        if problem or value.shape not in allowed:
             return problem or f"{name} has shape {value.shape}, expected ({n_grid},) like coefs"
     if not (_all_finite(np.asarray(path.grid)) and np.all(np.asarray(path.grid) > 0)):
         return "grid holds a value that is not finite and positive"
@@ -679,6 +693,10 @@ def _path_problem(path):
     if (path.model == "ridge") != (classes is None) or (
             classes is not None and (np.ndim(classes) != 1 or len(set(np.asarray(classes).tolist())) < 2)):
         return "classes must be two or more distinct labels for a logistic path, None for ridge"
+    if classes is not None and (coefs.ndim == 3) != (len(classes) > 2) or (
+            coefs.ndim == 3 and classes is not None and coefs.shape[1] != len(classes)):
+        return (f"coefs has shape {coefs.shape} for {len(classes)} classes: expected (n_grid, n_features) for two, "
+                "(n_grid, n_classes, n_features) for more")
     if path.histories is not None and len(path.histories) != n_grid:
         return f"histories has {len(path.histories)} entries, expected {n_grid}"
     return None

@@ -6,7 +6,9 @@ default (``cv`` an int or a splitter, resolved by ``sklearn.model_selection.chec
 ``scoring=None`` is accuracy (weighted by the test rows' ``sample_weight``, as
 scikit-learn), the chosen ``C_`` maximizes the score summed over folds (the first
 such grid value), and the model is refit on all data at ``C_``, started from the
-folds' mean solution.
+folds' mean solution. Three or more classes: each fold's path is multinomial (all
+``K`` rows of ``W``, as :class:`tikhon.LogisticRegression`), scored on the ``K``
+classes' margins or probabilities.
 
 :class:`RidgeCV` makes the choice of ``sklearn.linear_model.RidgeCV``: with
 ``cv=None`` the efficient leave-one-out error of the closed form (one
@@ -14,6 +16,10 @@ eigendecomposition, :class:`tikhon.path.RidgeSpectrum`; the score is minus the
 weighted mean squared LOO residual, or ``scoring`` applied to the LOO predictions);
 with ``cv`` set, k-fold (``KFold``, unshuffled, for an int) with ``scoring=None``
 meaning R^2 — unweighted, as scikit-learn's ``GridSearchCV`` behind ``RidgeCV``.
+Several targets (``y`` of shape (n, T)): one decomposition and one leverage vector per
+alpha serve every target; the score pools the targets (the mean over all of them, or
+the scorer's ``multioutput`` average), or, with ``alpha_per_target=True`` (leave-one-out
+only, as scikit-learn), each target gets the alpha of its own best score.
 
 Folds run in threads (``n_jobs``): the kernels spend their time in NumPy/SciPy and
 compiled code that release the GIL. Backend choices in force (``config_context``)
@@ -35,7 +41,7 @@ from ._config import config_context, resolve_backend, thread_budget
 from . import _validation as V
 from .estimators import LogisticRegression, Ridge
 from .objective import DEFAULT_TOL
-from .path import RidgeSpectrum, _grid, _solve_path, _use_eigh, _validate
+from .path import RidgeSpectrum, _grid, _product, _solve_path, _use_eigh, _validate, class_index
 
 __all__ = ["LogisticRegressionCV", "RidgeCV"]
 
@@ -69,9 +75,10 @@ def _map_folds(function, folds, n_jobs):
 
 def _store_fit(estimator, path):
     """Copy the refit's single-point path into the estimator's fitted attributes
-    (``n_iter_`` is 1 for the closed form: one direct solve)."""
+    (``n_iter_`` is 1 for the closed form: one direct solve): ``coef_`` (d,) and a float
+    ``intercept_`` for one output, (K, d) and (K,) for ``K``."""
     estimator.coef_ = path.coefs[0].copy()
-    estimator.intercept_ = float(path.intercepts[0])
+    estimator.intercept_ = float(path.intercepts[0]) if path.n_outputs == 1 else path.intercepts[0].copy()
     estimator.n_iter_ = int(path.n_iter[0]) if path.method != "eigh" else 1
     estimator.converged_ = bool(path.converged[0])
     estimator.certificate_ = float(path.certificates[0])
@@ -80,6 +87,30 @@ def _store_fit(estimator, path):
     estimator.history_ = path.histories[0]
     estimator.backend_ = path.backend
     estimator.solver_ = path.solver if path.solver is not None else path.method
+
+
+def _with_intercepts(coefs, intercepts, fit_intercept):
+    """A path's solutions as scikit-learn's ``coefs_paths_`` rows: ``[w, b]`` per point
+    (``coefs`` (n_grid, d) or (n_grid, K, d)), ``w`` alone without an intercept."""
+    return np.concatenate([coefs, intercepts[..., None]], axis=-1) if fit_intercept else coefs
+
+
+def _theta(row, d, fit_intercept):
+    """A ``coefs_paths_`` entry (``[w, b]``, or K such rows) as the objective's
+    parameter vector ``[W.ravel(), b]``."""
+    if row.ndim == 1:
+        return row
+    return np.concatenate([row[:, :d].ravel(), row[:, d]]) if fit_intercept else row.ravel()
+
+
+def _check_fold_classes(i, classes, y_index, s):
+    """Refuse a training fold in which a class has no (weighted) sample: its path has no
+    minimizer."""
+    weights = np.bincount(y_index, weights=s, minlength=classes.size)
+    empty = np.flatnonzero(weights <= 0)
+    if empty.size:
+        raise ValueError(f"cross-validation fold {i}: its training rows hold no sample (of positive weight) of "
+                         f"class {V._label(classes[empty[0]])}; use fewer folds or a StratifiedKFold")
 
 
 class _Identity(RegressorMixin, BaseEstimator):
@@ -93,7 +124,8 @@ class _Identity(RegressorMixin, BaseEstimator):
 
 
 class LogisticRegressionCV(LogisticRegression):
-    """Binary L2 logistic regression with ``C`` chosen by k-fold cross-validation.
+    """L2 logistic regression (binary, or multinomial for three or more classes) with
+    ``C`` chosen by k-fold cross-validation.
 
     Parameters
     ----------
@@ -114,21 +146,24 @@ class LogisticRegressionCV(LogisticRegression):
 
     Attributes
     ----------
-    Cs_ : (n_Cs,) the grid; C_ : array (1,) the chosen C (as scikit-learn)
-    scores_ : dict {classes_[1]: (n_folds, n_Cs)} validation scores (as scikit-learn);
+    Cs_ : (n_Cs,) the grid; C_ : the chosen C, (1,) for two classes, repeated (n_classes,)
+    for more (as scikit-learn)
+    scores_ : dict {classes_[1]: (n_folds, n_Cs)} validation scores for two classes,
+    {each class: the same array} for more (as scikit-learn);
     cv_scores_ : the same array; train_scores_ : (n_folds, n_Cs) scores on the training folds
-    coefs_paths_ : dict {classes_[1]: (n_folds, n_Cs, n_features + fit_intercept)}
+    coefs_paths_ : dict {classes_[1]: (n_folds, n_Cs, n_features + fit_intercept)}; for three
+    or more classes {classes_[k]: its row of W (and intercept), same shape} (as scikit-learn)
     n_iter_ : (1, n_folds, n_Cs) solver iterations per fold and C (as scikit-learn; the
     refit's are in ``refit_path_.n_iter``)
-    coef_ (1, n_features), intercept_ (1,), classes_, and the refit's converged_,
-    certificate_, objective_, duality_gap_, history_, backend_, solver_.
+    coef_ (1, n_features) or (n_classes, n_features), intercept_ (1,) or (n_classes,),
+    classes_, and the refit's converged_, certificate_, objective_, duality_gap_,
+    history_, backend_, solver_.
     paths_ : the folds' :class:`tikhon.path.PathResult`
-    """
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_class = False  # the cross-validated path is binary
-        return tags
+    A training fold without a sample of some class has no minimizer (that class's
+    intercept runs off to minus infinity): it is refused with a ``ValueError`` naming
+    the fold and the class.
+    """
 
     def __init__(self, *, Cs=10, fit_intercept=True, cv=None, scoring=None, solver="auto", backend=None,
                  tol=DEFAULT_TOL, max_iter=1000, class_weight=None, n_jobs=None, refit=True):
@@ -150,12 +185,15 @@ class LogisticRegressionCV(LogisticRegression):
         X, y = self._validate_X(X, reset=True, y=y)
         V.check_solve_settings(self.tol, self.max_iter, self.fit_intercept)
         X, t, s_user, classes = _validate(X, y, "logistic", sample_weight, None, checked_X=True)
+        y_index = class_index(t, classes)
         # class weights from the whole y, as scikit-learn; folds take their rows of s
-        s = V.class_weighted(s_user, self.class_weight, classes, (t > 0).astype(np.intp))
+        s = V.class_weighted(s_user, self.class_weight, classes, y_index)
         self.classes_ = classes
         Cs = _grid(self.Cs, "C")
         cv = check_cv(self.cv, y, classifier=True)
         folds = list(cv.split(X, y))
+        for i, (train, _) in enumerate(folds):
+            _check_fold_classes(i, classes, y_index[train], s[train])
         scorer = None if self.scoring is None else get_scorer(self.scoring)
         backend = resolve_backend(self.backend)  # resolved here: workers do not see config_context
         weighted = sample_weight is not None
@@ -175,37 +213,41 @@ class LogisticRegressionCV(LogisticRegression):
         self.Cs_ = Cs
         self.cv_scores_ = np.array([r[1] for r in results])
         self.train_scores_ = np.array([r[2] for r in results])
-        self.scores_ = {classes[1]: self.cv_scores_}
-        theta_paths = np.array([
-            np.column_stack([p.coefs, p.intercepts]) if self.fit_intercept else p.coefs
-            for p in self.paths_])
-        self.coefs_paths_ = {classes[1]: theta_paths}
-        self.n_iter_ = np.array([p.n_iter for p in self.paths_])[None, ...]
-
+        # (n_folds, n_Cs, d + fit_intercept), or (n_folds, n_Cs, K, d + fit_intercept) for K classes
+        theta_paths = np.array([_with_intercepts(p.coefs, p.intercepts, self.fit_intercept) for p in self.paths_])
+        multi = classes.size > 2
+        labels = classes if multi else classes[1:]  # scikit-learn's keys: every class, or the positive one
+        self.scores_ = {label: self.cv_scores_ for label in labels}
+        self.coefs_paths_ = ({label: theta_paths[:, :, k] for k, label in enumerate(labels)} if multi
+                             else {labels[0]: theta_paths})
+        d = X.shape[1]
         if self.refit:
             best = int(np.argmax(self.cv_scores_.sum(axis=0)))
             C = float(Cs[best])
             refit = _solve_path(X, t, s, np.array([C]), np.array([1.0 / C]), "logistic", "C",
                                 bool(self.fit_intercept), backend, self.solver, "warm_start", self.tol,
-                                self.max_iter, classes=classes, theta0=theta_paths[:, best].mean(axis=0))
+                                self.max_iter, classes=classes,
+                                theta0=_theta(theta_paths[:, best].mean(axis=0), d, self.fit_intercept))
             _store_fit(self, refit)
             self.refit_path_ = refit
-            self.n_iter_ = np.array([p.n_iter for p in self.paths_])[None, ...]  # scikit-learn's shape
         else:  # scikit-learn's refit=False: mean of each fold's best solution
             best_each = np.argmax(self.cv_scores_, axis=1)
-            theta = np.mean([theta_paths[i, j] for i, j in enumerate(best_each)], axis=0)
+            mean = np.mean([theta_paths[i, j] for i, j in enumerate(best_each)], axis=0)
             C = float(np.mean(Cs[best_each]))
-            self.coef_ = theta[:X.shape[1]]
-            self.intercept_ = float(theta[-1]) if self.fit_intercept else 0.0
-        self.C_ = np.array([C])
-        self.coef_ = np.asarray(self.coef_).reshape(1, -1)
-        self.intercept_ = np.array([float(self.intercept_)])
+            self.coef_ = mean[..., :d]
+            self.intercept_ = mean[..., d] if self.fit_intercept else np.zeros(mean.shape[:-1])
+        self.n_iter_ = np.array([p.n_iter for p in self.paths_])[None, ...]  # scikit-learn's shape (after the refit's)
+        rows = classes.size if multi else 1
+        self.C_ = np.full(rows, C)
+        self.coef_ = np.asarray(self.coef_, dtype=np.float64).reshape(rows, d)
+        self.intercept_ = np.asarray(self.intercept_, dtype=np.float64).reshape(rows)
         return self
 
     def _scores(self, path, X, y, sample_weight, scorer):
         """One score per grid point of ``path`` on ``(X, y)``."""
         if scorer is None:  # accuracy from all the grid's margins at once
-            predicted = self.classes_[(path._decision(X) > 0).astype(int)]  # X: rows of the checked X
+            Z = path._decision(X)  # X: rows of the checked X; n x n_grid, or n x K x n_grid
+            predicted = self.classes_[(Z > 0).astype(int) if Z.ndim == 2 else np.argmax(Z, axis=1)]
             hits = predicted == np.asarray(y)[:, None]
             if sample_weight is None:
                 return hits.mean(axis=0)
@@ -215,13 +257,15 @@ class LogisticRegressionCV(LogisticRegression):
         for k in range(path.grid.size):
             model = LogisticRegression(C=float(path.grid[k]), fit_intercept=self.fit_intercept)
             model.classes_, model.n_features_in_ = self.classes_, X.shape[1]
-            model.coef_, model.intercept_ = path.coefs[k][None, :], np.array([path.intercepts[k]])
+            model.coef_ = path.coefs[k].reshape(-1, X.shape[1])  # (1, d) or (K, d)
+            model.intercept_ = np.atleast_1d(path.intercepts[k])
             scores.append(scorer(model, X, y, **kwargs))
         return np.array(scores, dtype=np.float64)
 
 
 class RidgeCV(Ridge):
-    """Ridge regression with ``alpha`` chosen by leave-one-out or k-fold cross-validation.
+    """Ridge regression with ``alpha`` chosen by leave-one-out or k-fold cross-validation,
+    for one target or several (``y`` of shape (n_samples, n_targets)).
 
     Parameters
     ----------
@@ -229,9 +273,16 @@ class RidgeCV(Ridge):
         Grid of ``alpha`` (an int ``k``: ``k`` values log-spaced in [1e-4, 1e4]).
     cv : int, splitter or None, default=None
         ``None``: efficient leave-one-out via one eigendecomposition (as scikit-learn's
-        ``RidgeCV``; memory ``O(n min(n, d))``). Else k-fold, as ``GridSearchCV``.
+        ``RidgeCV``; memory ``O(n min(n, d))``), which serves every target. Else k-fold,
+        as ``GridSearchCV``.
     scoring : str, callable or None
-        ``None``: minus the (weighted) mean squared LOO error for ``cv=None``, R^2 for k-fold.
+        ``None``: minus the (weighted) mean squared LOO error for ``cv=None`` (the mean over
+        rows and targets), R^2 for k-fold (averaged over targets, as ``r2_score``).
+    alpha_per_target : bool, default=False
+        With several targets and ``cv=None``, choose each target's alpha by its own score
+        (``scoring`` applied to that target's LOO predictions), as scikit-learn; ``alpha_``
+        and ``best_score_`` then have one entry per target, and the refit solves every
+        target at its own alpha at once. With ``cv`` set it is refused, as scikit-learn.
     n_jobs : int or None
         Threads over folds (k-fold only).
     fit_intercept, solver, backend, tol, max_iter
@@ -240,20 +291,20 @@ class RidgeCV(Ridge):
 
     Attributes
     ----------
-    alpha_, best_score_ (as scikit-learn), alphas_ (the grid), cv_scores_ (n_folds, n_alphas)
-    validation scores (one row, the LOO score, for ``cv=None``), train_scores_ (same shape,
-    on the training rows), coef_ (n_features,), intercept_ (float), cv_method_ ("loo" or
+    alpha_, best_score_ (as scikit-learn: floats, or (n_targets,) with ``alpha_per_target``
+    and several targets), alphas_ (the grid), cv_scores_ (n_folds, n_alphas) validation
+    scores (one row, the LOO score, for ``cv=None``; (1, n_alphas, n_targets), one score per
+    target, with ``alpha_per_target`` and several targets), train_scores_ (same shape, on
+    the training rows), coef_ ((n_features,), or (n_targets, n_features) for a 2-D ``y``
+    of several columns), intercept_ (a float, or (n_targets,)), cv_method_ ("loo" or
     "kfold"), and the refit's n_iter_, converged_, certificate_, objective_, duality_gap_,
     history_, backend_, solver_.
+
+    A ``y`` of one column is fitted as the 1-D target (``coef_`` (n_features,)).
     """
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.multi_output = False  # one target (multi-target ridge: tikhon.Ridge)
-        return tags
-
     def __init__(self, alphas=(0.1, 1.0, 10.0), *, fit_intercept=True, cv=None, scoring=None, solver="auto",
-                 backend=None, tol=DEFAULT_TOL, max_iter=1000, n_jobs=None):
+                 backend=None, tol=DEFAULT_TOL, max_iter=1000, n_jobs=None, alpha_per_target=False):
         self.alphas = alphas
         self.fit_intercept = fit_intercept
         self.cv = cv
@@ -263,10 +314,15 @@ class RidgeCV(Ridge):
         self.tol = tol
         self.max_iter = max_iter
         self.n_jobs = n_jobs
+        self.alpha_per_target = alpha_per_target
 
     def fit(self, X, y, sample_weight=None):
         """Cross-validate over ``alphas``, then store the fit at ``alpha_`` on all data."""
         V.require_y(self, y)
+        V.check_bool("alpha_per_target", self.alpha_per_target)
+        if self.alpha_per_target and self.cv is not None:
+            raise ValueError("cv!=None and alpha_per_target=True are incompatible: per-target alphas are chosen "
+                             "by leave-one-out (cv=None)")
         X, y = self._validate_X(X, reset=True, y=y)
         V.check_solve_settings(self.tol, self.max_iter, self.fit_intercept)
         X, t, s, _ = _validate(X, y, "ridge", sample_weight, None, checked_X=True)
@@ -274,51 +330,72 @@ class RidgeCV(Ridge):
         self.alphas_ = alphas
         scorer = None if self.scoring is None else get_scorer(self.scoring)
         backend = resolve_backend(self.backend)
+        per_target = bool(self.alpha_per_target) and t.ndim == 2
+        spectrum = None
         if self.cv is None:
-            self._fit_loo(X, t, s, alphas, scorer, sample_weight is not None)
+            spectrum = self._fit_loo(X, t, s, alphas, scorer, sample_weight is not None, per_target)
         else:
             self._fit_kfold(X, t, s, alphas, scorer, backend)
-        best = int(np.argmax(self.cv_scores_.mean(axis=0)))  # first maximum, as scikit-learn
-        self.alpha_ = float(alphas[best])
-        self.best_score_ = float(self.cv_scores_.mean(axis=0)[best])
-        method = "eigh" if _use_eigh(X, 1) else "warm_start"
-        refit = _solve_path(X, t, s, np.array([self.alpha_]), np.array([self.alpha_]), "squared", "alpha",
-                            bool(self.fit_intercept), backend, self.solver, method, self.tol, self.max_iter)
+        mean = self.cv_scores_.mean(axis=0)  # (n_alphas,), or (n_alphas, T) per target
+        best = np.argmax(mean, axis=0)  # first maximum, as scikit-learn
+        if per_target:
+            self.alpha_ = alphas[best]
+            self.best_score_ = mean[best, np.arange(t.shape[1])]
+            lams = self.alpha_[None, :]  # one point, one alpha per target
+        else:
+            self.alpha_ = float(alphas[best])
+            self.best_score_ = float(mean[best])
+            lams = np.array([self.alpha_])
+        # leave-one-out has decomposed X already: the refit is that spectrum's solve (certified)
+        method = "eigh" if spectrum is not None or _use_eigh(X, 1) else "warm_start"
+        refit = _solve_path(X, t, s, lams, lams, "squared", "alpha", bool(self.fit_intercept), backend,
+                            self.solver, method, self.tol, self.max_iter, spectrum=spectrum)
         _store_fit(self, refit)
         self.refit_path_ = refit
         return self
 
-    def _fit_loo(self, X, t, s, alphas, scorer, weighted):
+    def _fit_loo(self, X, t, s, alphas, scorer, weighted, per_target):
+        """Leave-one-out scores of every alpha (and every target with ``per_target``),
+        from one decomposition, which is returned (the refit reuses it)."""
         self.cv_method_ = "loo"
         spectrum = RidgeSpectrum(X, t, s, bool(self.fit_intercept))
         kwargs = {"sample_weight": s} if weighted else {}
+        s_rows = s[:, None] if t.ndim == 2 else s
+        axis = 0 if per_target else None
+
+        def score(predicted, residuals):
+            if scorer is None:  # scikit-learn's default: minus the mean of s_i * r_ij^2
+                return -np.mean(s_rows * residuals ** 2, axis=axis)
+            if per_target:
+                return [scorer(_Identity(), predicted[:, j], t[:, j], **kwargs) for j in range(t.shape[1])]
+            return scorer(_Identity(), predicted, t, **kwargs)
+
         val, train = [], []
         for alpha in alphas:
             residuals, w, b = spectrum.loo_residuals(alpha)
-            fitted = np.asarray(X @ w.astype(X.dtype), dtype=np.float64).ravel() + b
-            if scorer is None:  # scikit-learn's default: minus the mean of s_i * r_i^2
-                val.append(-np.mean(s * residuals ** 2))
-                train.append(-np.mean(s * (t - fitted) ** 2))
-            else:
-                val.append(scorer(_Identity(), t - residuals, t, **kwargs))
-                train.append(scorer(_Identity(), fitted, t, **kwargs))
+            fitted = _product(X, np.transpose(w)) + b
+            val.append(score(t - residuals, residuals))
+            train.append(score(fitted, t - fitted))
         self.cv_scores_ = np.array([val], dtype=np.float64)
         self.train_scores_ = np.array([train], dtype=np.float64)
+        return spectrum
 
     def _fit_kfold(self, X, t, s, alphas, scorer, backend):
         self.cv_method_ = "kfold"
         folds = list(check_cv(self.cv, t, classifier=False).split(X, t))
 
         def scores(path, Xp, yp):
-            if scorer is None:  # R^2 per grid point, unweighted (GridSearchCV routes no weights)
-                residual = yp[:, None] - path._decision(Xp)  # Xp: rows of the checked X
-                total = np.sum((yp - yp.mean()) ** 2)
-                return 1.0 - np.sum(residual ** 2, axis=0) / total
+            if scorer is None:  # R^2 per grid point (the targets' mean), unweighted (GridSearchCV routes no weights)
+                residual = (yp[..., None] if yp.ndim == 1 else yp[:, :, None]) - path._decision(Xp)
+                total = np.sum((yp - yp.mean(axis=0)) ** 2, axis=0)  # per target
+                r2 = 1.0 - np.sum(residual ** 2, axis=0) / (total[:, None] if yp.ndim == 2 else total)
+                return r2 if yp.ndim == 1 else r2.mean(axis=0)
             out = []
             for k in range(path.grid.size):
                 model = Ridge(alpha=float(path.grid[k]), fit_intercept=self.fit_intercept)
                 model.n_features_in_ = Xp.shape[1]
-                model.coef_, model.intercept_ = path.coefs[k], float(path.intercepts[k])
+                model.coef_ = path.coefs[k]
+                model.intercept_ = float(path.intercepts[k]) if path.n_outputs == 1 else path.intercepts[k]
                 out.append(scorer(model, Xp, yp))
             return np.array(out, dtype=np.float64)
 

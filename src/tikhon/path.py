@@ -25,6 +25,14 @@ Two methods:
   closed-form point is then certified like any fit (and polished by Newton in the rare
   case its duality gap misses ``tol``).
 
+Several outputs (``n_outputs = K > 1``) are the estimators' problems of K rows of ``W``
+(:class:`tikhon.objective.Objective` with ``n_outputs=K``): labels of three or more
+classes make a multinomial path, and a ridge ``y`` of shape (n, T), ``T >= 2``, a
+multi-target path (each grid value the penalty of every target). Warm starts and the
+secant predictor run on the whole parameter vector ``[W.ravel(), b]``; ``"eigh"``
+decomposes once for every target and every grid value. Binary and single-target paths
+keep their shapes: ``coefs`` (n_grid, d), ``intercepts`` (n_grid,).
+
 Every point reports its objective ``P``, iterations, the certificate it stopped on and
 the relative duality gap (see :mod:`tikhon.objective`).
 """
@@ -66,7 +74,11 @@ class PathResult:
     model : "logistic" or "ridge"
     param_name : "C" or "alpha"
     grid : (n_grid,) the C or alpha values; ``lams`` the penalties ``1 / C`` or ``alpha``
-    coefs : (n_grid, n_features); intercepts : (n_grid,)
+        (a path of one penalty per target, as RidgeCV's refit with ``alpha_per_target``
+        makes: (n_grid, n_targets))
+    coefs : (n_grid, n_features); intercepts : (n_grid,) -- one output (binary logistic
+        regression, one target); (n_grid, K, n_features) and (n_grid, K) for ``K >= 3``
+        classes or ``K >= 2`` targets
     objectives : ``P`` at each solution
     n_iter : solver iterations per point (0 for the closed form)
     certificates : the relative duality gap each point's solver stopped on
@@ -74,8 +86,10 @@ class PathResult:
         the smaller of the solver's and the objective module's, see :func:`tikhon.solvers.run`)
     converged : bool per point; seconds : wall time per point
     method : "warm_start" or "eigh"; solver, backend : what ran (solver ``None`` for eigh)
-    decomposition_seconds : time of the eigendecomposition (0 for warm starts)
-    classes : the two labels (logistic), ``classes[1]`` is the positive class
+    decomposition_seconds : time of the eigendecomposition (0 for warm starts, and for a
+        decomposition reused from RidgeCV's leave-one-out)
+    classes : the labels (logistic): for two, ``classes[1]`` is the positive class; for
+        ``K >= 3``, row ``k`` of each point's ``W`` is ``classes[k]``
     histories : per point, the solver's (seconds, objective) records (empty for eigh)
     """
 
@@ -102,46 +116,74 @@ class PathResult:
     def total_seconds(self):
         return float(self.decomposition_seconds + self.seconds.sum())
 
+    @property
+    def n_outputs(self):
+        """``K``, the rows of each point's ``W`` (1 for binary logistic regression and one target)."""
+        return self.coefs.shape[1] if self.coefs.ndim == 3 else 1
+
     def decision_function(self, X):
-        """Margins ``X w_k + b_k`` for every grid point: shape (n_samples, n_grid).
+        """Margins ``X W_k^T + b_k`` for every grid point ``k``: shape (n_samples, n_grid)
+        for one output, (n_samples, K, n_grid) for ``K`` (the grid is always the last axis).
         ``X`` passes the estimators' validation gate (:func:`tikhon._validation.check_X`)."""
         X = V.check_X(X, fitting=False)
-        if X.shape[1] != self.coefs.shape[1]:
-            raise ValueError(f"X has {X.shape[1]} features, but this path was fitted on {self.coefs.shape[1]}")
+        d = self.coefs.shape[-1]
+        if X.shape[1] != d:
+            raise ValueError(f"X has {X.shape[1]} features, but this path was fitted on {d}")
         return self._decision(X)
 
     def _decision(self, X):
         """``decision_function`` on ``X`` already validated (the CV estimators' folds)."""
-        Z = X @ self.coefs.T.astype(X.dtype, copy=False)
-        return np.asarray(Z, dtype=np.float64) + self.intercepts
+        n_grid, d = self.coefs.shape[0], self.coefs.shape[-1]
+        flat = self.coefs.reshape(-1, d)  # one product for all grid points and outputs
+        Z = np.asarray(X @ flat.T.astype(X.dtype, copy=False), dtype=np.float64)
+        if self.coefs.ndim == 2:
+            return Z + self.intercepts
+        Z = Z.reshape(X.shape[0], n_grid, -1) + self.intercepts  # n x n_grid x K
+        return Z.transpose(0, 2, 1)
 
 
 # ---------------------------------------------------------------- validation
 def _validate(X, y, model, sample_weight, class_weight, checked_X=False):
     """``(X, targets, weights, classes)`` with the estimators' checks
     (:mod:`tikhon._validation`): X through their gate (``check_X``, skipped when
-    ``checked_X``), targets as +-1 (logistic) or float64 (ridge), weights (a fresh copy)
-    times class weights (``class_weighted``)."""
+    ``checked_X``); targets as +-1 (two classes), class indices as floats (three or
+    more: multinomial) or a float64 copy (ridge: (n,), or (n, T) for ``T >= 2`` targets;
+    one column is flattened); weights (a fresh copy) times class weights
+    (``class_weighted``)."""
     if not checked_X:
         X = V.check_X(X, fitting=True)
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y.ravel()
-    if y.ndim != 1:
-        raise ValueError(f"y must be one-dimensional, got shape {y.shape}")
+    if y.ndim != 1 and not (model == "ridge" and y.ndim == 2):
+        raise ValueError(f"y must be one-dimensional, got shape {y.shape}"
+                         + (" (several targets: model='ridge')" if y.ndim == 2 else ""))
     check_consistent_length(X, y)
     s = V.check_sample_weight(sample_weight, X)
     if model == "ridge":
         if class_weight is not None:
             raise ValueError("class_weight applies to logistic regression only")
-        t = np.asarray(y, dtype=np.float64)
-        if not np.all(np.isfinite(t)):
-            raise ValueError("y contains NaN or infinity")
-        V.check_magnitude("y", t)
-        return X, t, s, None
-    classes, index = V.check_binary_labels(y, "regularization_path")
+        return X, V.check_targets(y), s, None  # finite, bounded, a float64 copy
+    classes, index = V.check_class_labels(y, "regularization_path")
     s = V.class_weighted(s, class_weight, classes, index)
-    return X, np.where(index == 1, 1.0, -1.0), s, classes
+    if classes.size == 2:
+        return X, np.where(index == 1, 1.0, -1.0), s, classes
+    return X, index.astype(np.float64), s, classes
+
+
+def class_index(t, classes):
+    """The class index of each row from :func:`_validate`'s logistic targets."""
+    return (t > 0).astype(np.intp) if classes.size == 2 else t.astype(np.intp)
+
+
+def _outputs(loss, t, classes):
+    """``(loss, n_outputs)`` of the problem on these targets: the multinomial loss for
+    three or more classes, one output per column of a 2-D ridge target."""
+    if loss == "logistic" and classes is not None and classes.size > 2:
+        return "multinomial", int(classes.size)
+    if loss == "squared" and np.ndim(t) == 2:
+        return loss, int(t.shape[1])
+    return loss, 1
 
 
 def _grid(values, name):
@@ -175,7 +217,8 @@ def regularization_path(X, y, Cs=None, *, alphas=None, model="logistic", backend
     Parameters
     ----------
     X : array or CSR matrix (n_samples, n_features), float32 or float64 (used in place)
-    y : two-class labels (logistic) or real targets (ridge)
+    y : labels (logistic: two classes, or three or more for a multinomial path) or real
+        targets (ridge: (n_samples,), or (n_samples, n_targets) for a multi-target path)
     Cs : int or list of float, logistic only
         Grid of ``C``; an int ``k`` means ``k`` values log-spaced in [1e-4, 1e4]
         (default 10), as scikit-learn's ``LogisticRegressionCV``.
@@ -190,6 +233,8 @@ def regularization_path(X, y, Cs=None, *, alphas=None, model="logistic", backend
     Returns
     -------
     PathResult
+        ``coefs`` (n_grid, n_features) for two classes or one target, (n_grid, K,
+        n_features) for ``K >= 3`` classes or ``K >= 2`` targets (see :class:`PathResult`).
     """
     if model not in _MODELS:
         raise ValueError(f"unknown model {model!r}; expected 'logistic' or 'ridge'")
@@ -217,33 +262,45 @@ def regularization_path(X, y, Cs=None, *, alphas=None, model="logistic", backend
 
 
 def _solve_path(X, t, s, grid, lams, loss, name, fit_intercept, backend, solver, method, tol,
-                max_iter, classes=None, model=None, theta0=None):
+                max_iter, classes=None, model=None, theta0=None, spectrum=None):
     """The path on validated data (the CV estimators call this per fold and to refit;
-    ``theta0``, if given, starts the first warm-started point)."""
+    ``theta0``, if given, starts the first warm-started point; ``spectrum``, a
+    :class:`RidgeSpectrum` of these data already made, serves ``method="eigh"``, as
+    RidgeCV's leave-one-out one serves its refit). ``loss`` is the model's
+    ("logistic" or "squared"): three or more ``classes`` make it multinomial, a 2-D ``t``
+    several ridge targets (:func:`_outputs`). ``lams`` is (n_grid,), or (n_grid, K) for
+    one penalty per output at each point."""
     model = model or ("logistic" if loss == "logistic" else "ridge")
+    loss, K = _outputs(loss, t, classes)
     backend_name = resolve_backend(backend)
     solvers.choose_solver(solver, loss)  # an unknown name fails before any work
+    if solver in solvers.BACKEND_LOOPS and K > 1:
+        raise ValueError(f"solver {solver!r} fits binary logistic regression and single-target ridge; this path "
+                         f"has {K} outputs: use solver='auto', 'newton' or 'lbfgs'")
     loop = solver if solver in solvers.BACKEND_LOOPS else None
-    backend_cls = get_backend(backend_name, X, loop=loop)
-    be = backend_cls(X, t, s, Objective(loss, 1.0, fit_intercept).pointwise)
+    backend_cls = get_backend(backend_name, X, loop=loop, n_outputs=K)
+    be = backend_cls(X, t, s, Objective(loss, 1.0, fit_intercept, K).pointwise, n_outputs=K)
     solver = solvers.choose_solver(solver, loss, be)  # auto: by the cost model, for the whole grid
 
-    n_grid, d = grid.size, X.shape[1]
-    out = dict(coefs=np.zeros((n_grid, d)), intercepts=np.zeros(n_grid), objectives=np.zeros(n_grid),
-               n_iter=np.zeros(n_grid, dtype=int), certificates=np.zeros(n_grid),
-               duality_gaps=np.zeros(n_grid), converged=np.zeros(n_grid, dtype=bool),
-               seconds=np.zeros(n_grid))
-    order = np.argsort(-lams, kind="stable")  # strongest penalty first
+    n_grid, d = lams.shape[0], X.shape[1]
+    outputs = (K,) if K > 1 else ()
+    out = dict(coefs=np.zeros((n_grid, *outputs, d)), intercepts=np.zeros((n_grid, *outputs)),
+               objectives=np.zeros(n_grid), n_iter=np.zeros(n_grid, dtype=int), certificates=np.zeros(n_grid),
+               duality_gaps=np.zeros(n_grid), converged=np.zeros(n_grid, dtype=bool), seconds=np.zeros(n_grid))
+    strength = lams if lams.ndim == 1 else lams.mean(axis=1)
+    order = np.argsort(-strength, kind="stable")  # strongest penalty first
     decomposition_seconds = 0.0
     if method == "eigh":
         t0 = time.perf_counter()
-        spectral = RidgeSpectrum(X, t, s, fit_intercept)
+        # one decomposition: every target, every alpha
+        spectral = spectrum if spectrum is not None else RidgeSpectrum(X, t, s, fit_intercept)
         decomposition_seconds = time.perf_counter() - t0
     theta = None if theta0 is None else np.asarray(theta0, dtype=np.float64)
     trail = []  # (theta, log lam) of the last two warm-started solutions, for the predictor
     failed, histories = [], [None] * n_grid
     for k in order:
-        objective = Objective(loss, float(lams[k]), fit_intercept)
+        objective = Objective(loss, lams[k] if lams.ndim == 2 else float(lams[k]), fit_intercept, K)
+        log_lam = float(np.log(strength[k]))
         t0 = time.perf_counter()
         if method == "eigh":
             w, b = spectral.solve(lams[k])
@@ -258,11 +315,11 @@ def _solve_path(X, t, s, grid, lams, loss, name, fit_intercept, backend, solver,
             if theta is None:
                 theta = np.zeros(objective.n_params(d))
                 if fit_intercept:
-                    theta[-1] = objective.constant_intercept(t, s)
+                    theta[-K:] = objective.constant_intercept(t, s)
             elif len(trail) == 2:
-                theta = _predict(Problem(objective, be), trail, float(np.log(lams[k])))
+                theta = _predict(Problem(objective, be), trail, log_lam)
             result = solvers.run(solver, objective, be, theta, tol, max_iter)
-            trail = [*trail[-1:], (result.theta, float(np.log(lams[k])))]
+            trail = [*trail[-1:], (result.theta, log_lam)]
         out["seconds"][k] = time.perf_counter() - t0
         theta = result.theta
         w, b = objective.split(theta)
@@ -272,13 +329,18 @@ def _solve_path(X, t, s, grid, lams, loss, name, fit_intercept, backend, solver,
         out["converged"][k] = result.converged
         histories[k] = result.history
         if not result.converged:
-            failed.append(f"{name}={grid[k]:g} (relative duality gap {result.relative_gap:.3g})")
+            failed.append(f"{name}={_show(grid[k])} (relative duality gap {result.relative_gap:.3g})")
     if failed:
         warnings.warn(f"tikhon path: {len(failed)} of {n_grid} grid points did not reach tol={tol:g} "
                       f"within max_iter={max_iter}: {', '.join(failed)}", ConvergenceWarning, stacklevel=3)
     return PathResult(model=model, param_name=name, grid=grid, lams=lams, method=method,
                       solver=None if method == "eigh" else solver, backend=backend_cls.name,
                       decomposition_seconds=decomposition_seconds, classes=classes, histories=histories, **out)
+
+
+def _show(value):
+    """A grid value (or a row of per-target values) for a message."""
+    return f"{value:g}" if np.ndim(value) == 0 else "[" + ", ".join(f"{v:g}" for v in value) + "]"
 
 
 def _predict(problem, trail, log_lam):
@@ -296,13 +358,16 @@ def _predict(problem, trail, log_lam):
 
 # ---------------------------------------------------------------- ridge in closed form
 class RidgeSpectrum:
-    """One eigendecomposition for every ridge penalty (and leave-one-out errors).
+    """One eigendecomposition for every ridge penalty, every target (and leave-one-out errors).
 
     With weighted means ``xbar = X^T s / m``, ``ybar = s . y / m`` (zero without an
     intercept) the weighted, centred problem is plain ridge on ``Xc = sqrt(S)(X - 1 xbar^T)``
     and ``yc = sqrt(S)(y - ybar)``; ``b = ybar - xbar . w``. The smaller Gram matrix is
     decomposed: ``Xc^T Xc = V diag(e) V^T`` (``n >= d``, then ``w = V (V^T Xc^T yc) / (e + lam)``)
     or ``Xc Xc^T = U diag(e) U^T`` (``n < d``, then ``w = Xc^T U (U^T yc) / (e + lam)``).
+    ``y`` of shape (n, T) holds ``T`` targets: the decomposition depends on ``X`` only, so
+    it serves them all, their projections ``V^T Xc^T yc`` (d x T) are one product, and each
+    target may take its own penalty (``solve(lam)`` with ``T`` values).
     Sparse X is never densified or centred: the centring enters as rank-one corrections.
     Memory: the ``k x k`` Gram (``k = min(n, d)``), plus ``n x k`` for leave-one-out.
     """
@@ -315,10 +380,10 @@ class RidgeSpectrum:
         self.fit_intercept = fit_intercept
         if fit_intercept:
             self.xbar = np.asarray(X.T @ self.s.astype(X.dtype), dtype=np.float64).ravel() / m
-            self.ybar = float(np.dot(self.s, self.y) / m)
+            self.ybar = self.s @ self.y / m if self.y.ndim == 2 else float(np.dot(self.s, self.y) / m)
         else:
-            self.xbar, self.ybar = np.zeros(d), 0.0
-        self.yc = self.sw * (self.y - self.ybar)
+            self.xbar, self.ybar = np.zeros(d), (np.zeros(self.y.shape[1]) if self.y.ndim == 2 else 0.0)
+        self.yc = _by_row(self.sw, self.y - self.ybar)
         self.wide = n < d
         if self.wide:
             K = self._gram_rows()
@@ -331,15 +396,15 @@ class RidgeSpectrum:
         np.maximum(self.e, 0.0, out=self.e)  # rounding can make a zero eigenvalue negative
         self._A = None
 
-    # Xc v and Xc^T r without forming Xc
+    # Xc v and Xc^T r without forming Xc (v: d or d x T; r: n or n x T)
     def _matvec_c(self, v):
-        z = np.asarray(self.X @ v.astype(self.X.dtype), dtype=np.float64).ravel()
-        return self.sw * (z - float(np.dot(self.xbar, v)))
+        z = _product(self.X, v)
+        return _by_row(self.sw, z - self.xbar @ v)
 
     def _rmatvec_c(self, r):
-        u = self.sw * r
-        g = np.asarray(self.X.T @ u.astype(self.X.dtype), dtype=np.float64).ravel()
-        return g - self.xbar * u.sum()
+        u = _by_row(self.sw, r)
+        g = _product(self.X.T, u)
+        return g - np.multiply.outer(self.xbar, u.sum(axis=0))
 
     def _gram_cols(self):
         X = self.X
@@ -361,19 +426,27 @@ class RidgeSpectrum:
         return 0.5 * (K + K.T)
 
     def solve(self, lam):
-        """``(w, b)`` for penalty ``lam``."""
+        """``(w, b)`` for penalty ``lam``: ``w`` (d,) and a float ``b`` for one target;
+        ``W`` (T, d) and ``b`` (T,) for ``T``, with ``lam`` one value or one per target."""
+        lam = np.asarray(lam, dtype=np.float64)
+        e = self.e if self.y.ndim == 1 else self.e[:, None]  # columns: targets (lam broadcasts along them)
         if self.wide:
-            w = self._rmatvec_c(self.U @ (self.Uyc / (self.e + lam)))
+            w = self._rmatvec_c(self.U @ (self.Uyc / (e + lam)))
         else:
-            w = self.V @ (self.Vb / (self.e + lam))
-        return w, self.ybar - float(np.dot(self.xbar, w))
+            w = self.V @ (self.Vb / (e + lam))
+        if self.y.ndim == 1:
+            return w, self.ybar - float(np.dot(self.xbar, w))
+        W = np.ascontiguousarray(w.T)
+        return W, self.ybar - W @ self.xbar
 
     def loo_residuals(self, lam):
-        """Leave-one-out residuals ``y_i - yhat_(-i)`` in the data's units, and the fit ``(w, b)``.
+        """Leave-one-out residuals ``y_i - yhat_(-i)`` in the data's units (n, or n x T:
+        every target at once), and the fit ``(w, b)``.
 
         ``yhat_(-i)`` is the prediction for row ``i`` of the weighted ridge fit without row
         ``i``: ``(y_i - yhat_i) / (1 - h_ii)`` with ``h_ii`` the leverage of the hat matrix
-        of ``[Xc, sqrt(s)]`` (the intercept column adds ``s_i / m``)."""
+        of ``[Xc, sqrt(s)]`` (the intercept column adds ``s_i / m``): it depends on ``lam``
+        and ``X`` only, so one leverage vector serves all targets."""
         if self._A is None:
             # rows of the "score" matrix whose squared norms, weighted per eigenvalue, are the leverages
             if self.wide:
@@ -390,5 +463,16 @@ class RidgeSpectrum:
         if self.fit_intercept:
             h = h + self.s / self.s.sum()
         w, b = self.solve(lam)
-        pred = np.asarray(self.X @ w.astype(self.X.dtype), dtype=np.float64).ravel() + b
-        return (self.y - pred) / (1.0 - h), w, b
+        pred = _product(self.X, w.T) + b
+        return _by_row(1.0 / (1.0 - h), self.y - pred), w, b
+
+
+def _product(A, v):
+    """``A @ v`` in float64 (``v``: a vector or a block of columns, cast to ``A``'s dtype)."""
+    out = np.asarray(A @ v.astype(A.dtype, copy=False), dtype=np.float64)
+    return out.reshape(A.shape[0], *v.shape[1:])
+
+
+def _by_row(factors, a):
+    """``a`` (n, or n x T) with row ``i`` multiplied by ``factors[i]``."""
+    return factors[:, None] * a if a.ndim == 2 else factors * a
