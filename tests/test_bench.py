@@ -11,6 +11,7 @@ import pytest
 
 import tikhon
 from tikhon.bench import BenchConfig, run, validate
+from tikhon.bench.anchors import anchor_status
 from tikhon.bench.load import BusyLoad, busy_load
 from tikhon.bench.report import Progress, _time_cell, format_tables
 from tikhon._datafiles import infer_task
@@ -370,3 +371,80 @@ def test_plot_help_says_C_or_alpha_not_lambda(capsys):
         assert main(["plot", kind, "--help"]) == 0
         text = " ".join(capsys.readouterr().out.split())
         assert "against lambda" not in text and "against C (logistic) or alpha (ridge)" in text
+
+
+# ---------------------------------------------------------------- K >= 3 classes: multinomial
+def _three_classes(fmt, seed=5):
+    import scipy.sparse as sp
+
+    X, _ = tikhon.datasets.make_classification(300, 5, seed=seed)
+    labels = np.array(["b", "c", "a"])[np.digitize(X[:, 0] + 0.5 * np.sin(np.arange(300)), [-0.4, 0.4])]
+    return (sp.csr_matrix(np.where(np.abs(X) > 0.3, X, 0.0)) if fmt == "csr" else X), labels
+
+
+@pytest.mark.parametrize("fmt", ["dense", "csr"])
+@pytest.mark.parametrize("fit_intercept", [True, False], ids=["intercept", "no-intercept"])
+def test_multinomial_score_is_tikhons_objective(fmt, fit_intercept):
+    """K = 3: the bench scores a solution by tikhon's multinomial objective (summed log-loss +
+    (1/(2C)) ||W||_F^2 over all K rows, intercepts free): each tikhon fit's objective_ equals
+    the bench's score of its coef_/intercept_ to 1e-10 relative; dual_cd (two classes only)
+    is skipped with the reason, not a failed run."""
+    from tikhon.bench.problems import Dataset
+    from tikhon.bench.runner import run_dataset
+
+    X, labels = _three_classes(fmt)
+    config = validate(BenchConfig(C=[0.01, 1.0, 100.0], backends="numpy", solvers="newton,newton_cholesky,lbfgs,dual_cd",
+                                  fit_intercept=fit_intercept, kernels=False, warmup=False, anchors="none"))
+    out = run_dataset(config, Dataset("three", X, labels), Progress(enabled=False))
+    assert "fits two-class logistic regression only; the data has 3 classes" in out["skipped"]["dual_cd"]
+    assert len(out["problems"]) == 3
+    for problem in out["problems"]:
+        assert problem["n_classes"] == 3
+        records = problem["records"]
+        assert {r["solver"] for r in records} == {"newton", "newton_cholesky", "lbfgs"}
+        for r in records:
+            assert r["error"] is None, r["error"]
+            assert r["final_objective"] == pytest.approx(r["reported_objective"], rel=1e-10), r["label"]
+
+
+def test_multinomial_bench_against_sklearn_multinomial():
+    """Three classes in the bench: scikit-learn's multinomial solvers are its anchors and reach
+    tikhon's optimum; the two-class anchors are listed as skipped with the reason."""
+    from tikhon.bench.problems import Dataset
+    from tikhon.bench.runner import run_dataset
+
+    X, labels = _three_classes("dense")
+    config = validate(BenchConfig(C=[1.0], backends="numpy", solvers="newton", kernels=False, warmup=False,
+                                  anchors="sklearn/lbfgs,sklearn/newton-cg,sklearn/liblinear,liblinear",
+                                  anchor_budget=2.0))
+    (problem,) = run_dataset(config, Dataset("three", X, labels), Progress(enabled=False))["problems"]
+    anchors = {r["label"]: r for r in problem["records"] if r["kind"] == "anchor"}
+    assert set(anchors) == {"sklearn/lbfgs", "sklearn/newton-cg"}
+    for r in anchors.values():
+        assert r["error"] is None and r["relative_suboptimality"] <= 1e-6, r
+    if anchor_status("liblinear") is None:
+        assert "two-class problems only" in problem["skipped_anchors"]["liblinear/-s0"]
+
+
+def test_dna_is_a_named_data_set_of_the_fits_suite():
+    parts = [validate(p) for p in build_suite("fits")]
+    assert all("dna" in [d["name"] for d in p.data] for p in parts)
+
+
+def test_dna_bench_is_multinomial():
+    """The shared dna.scale (2000 x 180, 3 classes) by name: a multinomial problem."""
+    from conftest import _require
+
+    _require("dna.scale")
+    from tikhon.bench.problems import load_dataset, parse_data_spec
+    from tikhon.bench.runner import run_dataset
+
+    dataset = load_dataset(parse_data_spec("dna"))
+    assert dataset.X.shape == (2000, 180) and np.unique(dataset.y).size == 3
+    config = validate(BenchConfig(C=[1.0], backends="numpy", solvers="newton", kernels=False, warmup=False,
+                                  anchors="sklearn/newton-cg", anchor_budget=5.0))
+    (problem,) = run_dataset(config, dataset, Progress(enabled=False))["problems"]
+    assert problem["n_classes"] == 3
+    tikhon_row, sklearn_row = problem["records"]
+    assert tikhon_row["final_objective"] == pytest.approx(tikhon_row["reported_objective"], rel=1e-10)
+    assert sklearn_row["label"] == "sklearn/newton-cg" and sklearn_row["relative_suboptimality"] <= 1e-6

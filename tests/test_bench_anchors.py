@@ -218,3 +218,44 @@ def test_an_anchor_that_flushes_subnormals_is_an_error_of_its_row():
         pytest.skip(A.anchor_status("snapml"))
     found = _fp_state_after("guard")
     assert "switched this process to flush subnormals to zero" in found["errors"]["fake/ftz"], found
+
+
+# ---------------------------------------------------------------- K >= 3 classes: multinomial
+MULTI = [(family, variant) for family in A.ANCHORS for variant in A._ADAPTERS[family].solvers["logistic"]]
+
+
+@pytest.mark.parametrize("fmt", ["dense", "csr"])
+@pytest.mark.parametrize("fit_intercept", [True, False], ids=["intercept", "no-intercept"])
+@pytest.mark.parametrize("family, variant", MULTI, ids=[f"{f}/{v}" for f, v in MULTI])
+def test_multinomial_anchor_reaches_tikhons_optimum(family, variant, fit_intercept, fmt):
+    """Three classes: each anchor that solves them is multinomial with tikhon's scaling (its
+    solution scores within 1e-6 of tikhon's multinomial optimum); the others say they solve
+    two-class problems only."""
+    from tikhon.bench.measure import MultinomialEvaluator
+
+    why = A.anchor_status(family)
+    if why is not None:
+        pytest.skip(why)
+    X, _ = _data(fmt)
+    labels = np.array(["b", "c", "a"])[np.digitize(np.asarray(X[:, 0].todense()).ravel() if fmt == "csr" else X[:, 0],
+                                                   [-0.3, 0.3])]
+    classes, index = np.unique(labels, return_inverse=True)
+    signed = np.where(index == classes.size - 1, 1.0, -1.0)
+    problem = A.AnchorProblem("logistic", LAM["logistic"], fit_intercept, X, signed, labels, n_classes=3)
+    found, skipped = A.variants(family, problem, [variant])
+    label = f"{family}/{variant}"
+    if label in skipped:
+        assert "two-class problems only" in skipped[label] or "intercept" in skipped[label], skipped[label]
+        pytest.skip(f"{label}: {skipped[label]}")
+    (v,) = found.values()
+    est = tikhon.LogisticRegression(C=1 / LAM["logistic"], tol=1e-12, max_iter=1000, fit_intercept=fit_intercept,
+                                    backend="numpy").fit(X, labels)
+    evaluate = MultinomialEvaluator(X, index, LAM["logistic"], fit_intercept)
+    p_star = evaluate(est.coef_, est.intercept_)
+    try:
+        coef, intercept = v.run(v.tols[-1])[:2]
+    finally:
+        v.close()
+    assert np.shape(coef) == (3, X.shape[1])
+    value = evaluate(coef, intercept)
+    assert abs(value - p_star) <= 1e-6 * abs(p_star), (label, value, p_star, v.notes)

@@ -10,8 +10,12 @@ checked numerically against tikhon's optimum in ``tests/test_bench_anchors.py``)
 
 * ``sklearn``: ``LogisticRegression(C=1/lam)`` is P itself; ``Ridge(alpha=lam)`` is 2 P
   (same minimizer). Its ``liblinear`` solver penalizes the intercept, so it runs only
-  without one; ``sag``/``saga`` leave it free.
-* ``sklearnex`` (scikit-learn-intelex): the same classes and parameters as scikit-learn.
+  without one; ``sag``/``saga`` leave it free. For K >= 3 classes every solver but
+  ``liblinear`` (one-vs-rest: skipped) is multinomial, tikhon's problem for K classes:
+  ``sum_i [logsumexp(z_i) - z_{i,y_i}] + lam/2 ||W||_F^2``, ``z_i = W x_i + b``, all K rows
+  penalized, ``b`` free (the bench scores it so: :class:`.measure.MultinomialEvaluator`).
+* ``sklearnex`` (scikit-learn-intelex): the same classes and parameters as scikit-learn
+  (multinomial for K >= 3 too).
 * ``liblinear``: logistic ``-s 0`` (primal trust-region Newton) with ``-c 1/lam`` is
   ``P / lam`` up to the constant; ``-B 1 -R`` adds a bias feature left unregularized (the
   free intercept). ``-s 7`` (dual CD) regularizes its bias: no intercept only. Ridge:

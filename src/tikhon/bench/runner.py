@@ -59,6 +59,9 @@ NOT_BY_DEFAULT = ("gd", "sgd", "lbfgs")
 # bound on the relative suboptimality, so a tenth of the tightest level is enough.
 TOL_PER_LEVEL = 0.1
 TASKS = ("auto", "logistic", "ridge")
+# Solvers of two-class logistic regression (and single-target ridge) only: on K >= 3 classes
+# their cells are skipped with the reason (tikhon.solvers.dual_cd refuses multinomial problems).
+TWO_CLASS_SOLVERS = ("dual_cd",)
 KINDS = ("levels", "path", "gridsearch")
 
 
@@ -251,9 +254,10 @@ def _generic(cls):
     return any(getattr(cls, m) is not getattr(Backend, m) for m in ("matvec", "loss_grad"))
 
 
-def _plan_cells(config, X, loss, Xd=None):
+def _plan_cells(config, X, loss, Xd=None, n_classes=2):
     """``[(label, requested_name, backend_cls, solver)]`` and ``{what: why skipped}``.
-    ``Xd``: the data on the dask cluster (``None``: no cluster)."""
+    ``Xd``: the data on the dask cluster (``None``: no cluster); ``n_classes``: K of the
+    logistic problems (K >= 3: multinomial, which the two-class solvers do not fit)."""
     import tikhon
     from tikhon import BackendUnavailableError
     from tikhon import solvers as registry
@@ -271,6 +275,10 @@ def _plan_cells(config, X, loss, Xd=None):
     asked_default = default_solver in solver_list
     solver_list = [default_solver] + [s for s in dict.fromkeys(solver_list) if s != default_solver]
     cells, skipped, seen = [], {}, set()
+    if loss == "logistic" and n_classes > 2:
+        for solver in [s for s in solver_list if s in TWO_CLASS_SOLVERS]:
+            solver_list.remove(solver)
+            skipped[solver] = f"fits two-class logistic regression only; the data has {n_classes} classes (multinomial)"
     for name in names:
         if name == "dask" and Xd is None:
             if config.backends is not None or "dask" in tikhon.available_backends():
@@ -561,7 +569,8 @@ def run_dataset(config, dataset, progress, client=None):
     problems = ready
     plans = {}
     for loss in dict.fromkeys(p["loss"] for p in problems):
-        plans[loss] = _plan_cells(config, X, loss, Xd)
+        n_classes = max(p["n_classes"] for p in problems if p["loss"] == loss)
+        plans[loss] = _plan_cells(config, X, loss, Xd, n_classes)
         out["skipped"].update(plans[loss][1])
     progress.start(_n_steps(config, problems, plans), f"{dataset.name}{' [' + config.label + ']' if config.label else ''}")
     if problems and config.fits:  # a kernels-only part needs no warm-up fit (time_call warms each kernel)

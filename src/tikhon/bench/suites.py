@@ -7,8 +7,9 @@ default    a9a, C in {0.1, 1, 10}, every available backend and solver (not lbfgs
 kernels    one loss+gradient pass and one Hessian-vector product per backend against one read
            of X: dense 1e6 x 100 float64/float32, text-like CSR 200k x 100k float64/float32, a9a
 fits       time to 1e-4 / 1e-6 / 1e-8, C in {0.1, 1, 10, 100}, with and without intercept, every
-           anchor variant (issue 18's table): a9a, reuters, dense 2e5 x 100 and 7000 x 28,
-           text-like CSR 200k x 100k
+           anchor variant (issue 18's table): a9a, reuters, dna (3 classes: multinomial, against
+           scikit-learn's multinomial solvers), dense 2e5 x 100 and 7000 x 28, text-like CSR
+           200k x 100k
 liblinear  no intercept (LIBLINEAR's problem): dual CD and Newton-CG against LIBLINEAR -s 0 / -s 7
            and scikit-learn, time to 1e-4 / 1e-8: a9a, reuters, text-like CSR
 path       a whole path of 20 C in [1e-3, 1e3] at tol 1e-6, tikhon against scikit-learn's path
@@ -23,11 +24,11 @@ load       contention (issue 15): tikhon's default fit, the NumPy backend and sc
 =========  ==================================================================================
 
 ``--scale F`` multiplies the rows of the suite's generated data sets (tests run every
-suite at a tiny scale); the real data sets (a9a, reuters: the shared data folder) are
+suite at a tiny scale); the real data sets (a9a; reuters, dna: the shared data folder) are
 used whole, and a missing one is listed as skipped. Measured here (2 cores, shared):
 default 40-50 s; at ``--scale 0.1``/``0.2``: kernels 50 s, liblinear 51 s, path 15 s,
 dask 19 s, load 38 s; ``fits`` at full scale is issue 18's whole table (every anchor
-variant, 4 C, 2 intercept settings, 5 data sets): expect an hour; ``--data``, ``--C``
+variant, 4 C, 2 intercept settings, 6 data sets): expect an hour; ``--data``, ``--C``
 and ``--anchors`` narrow it.
 """
 from __future__ import annotations
@@ -63,7 +64,9 @@ def _kernels(scale, load):
 
 
 def _fits(scale, load):
-    data = ["a9a", "reuters", _dense(200_000, 100, scale), _dense(7000, 28, 1.0), _text(scale)]
+    # dna: 3 classes, multinomial (tikhon's and scikit-learn's multinomial solvers; the
+    # two-class anchors and dual_cd are listed as skipped with the reason)
+    data = ["a9a", "reuters", "dna", _dense(200_000, 100, scale), _dense(7000, 28, 1.0), _text(scale)]
     common = dict(data=data, C=ISSUE_18_C, levels="1e-4,1e-6,1e-8", anchors="all", anchor_budget=5.0,
                   solvers="newton,newton_cholesky,lbfgs,dual_cd", optional_data=True)
     return [BenchConfig(label="fits, intercept", fit_intercept=True, **common),
