@@ -106,7 +106,8 @@ def _check(model, X, y, s, C, fit_intercept, ref, class_weighted=False, rtol=OBJ
     ours = multinomial_objective(X64, index, se, C, model.coef_, model.intercept_)
     theirs = multinomial_objective(X64, index, se, C, ref_W, ref_b)
     assert ours <= theirs * (1 + rtol) and abs(ours - theirs) <= rtol * theirs, (ours, theirs)
-    assert model.objective_ == pytest.approx(ours, rel=1e-9)
+    # float32 X gives float32 coef_ (issue 17): P at the rounded coefficients moves by ~1e-8
+    assert model.objective_ == pytest.approx(ours, rel=1e-9 if model.coef_.dtype == np.float64 else 1e-7)
     scale = max(1.0, np.abs(ref_W).max())
     assert np.abs(model.coef_ - ref_W).max() <= coef_rtol * scale
     if fit_intercept:

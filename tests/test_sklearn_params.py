@@ -238,7 +238,7 @@ def test_max_iter_zero_returns_the_start_with_a_warning(binary, regression, solv
         X, y = regression
         model, ref = RR(solver=solver, max_iter=0, backend="numpy"), None
         start = y.mean()
-    with pytest.warns(ConvergenceWarning, match=r"failed to converge after 0 iteration\(s\) \(max_iter=0\)"):
+    with pytest.warns(ConvergenceWarning, match=r"failed to converge after 0 iterations \(max_iter=0\)"):
         model.fit(X, y)
     assert np.all(model.coef_ == 0) and model.n_iter_.tolist() == [0] and not model.converged_
     np.testing.assert_allclose(np.ravel(model.intercept_), start, rtol=1e-12)
