@@ -277,9 +277,10 @@ def test_moderately_nested_json_beyond_the_limit(tmp_path, logistic_file):
 
 
 def test_huge_json_integer(tmp_path, logistic_file):
-    """A 100000-digit n_iter_: ValueError (int digits limit) before."""
+    """A 100000-digit integer (n_features_in_; n_iter_ is an array since issue 17): ValueError
+    (int digits limit) before."""
     text = json.dumps(json.loads(_meta_text(logistic_file)))
-    text = re.sub(r'"n_iter_": \d+', '"n_iter_": ' + "9" * 100_000, text)
+    text = re.sub(r'"n_features_in_": \d+', '"n_features_in_": ' + "9" * 100_000, text)
     assert "9" * 100_000 in text
     _refused(_craft(logistic_file, tmp_path / "int.npz", metadata_bytes=text.encode()), "number")
 
@@ -289,7 +290,7 @@ def test_huge_json_integer(tmp_path, logistic_file):
 def test_other_bad_json(tmp_path, logistic_file, case):
     text = json.dumps(json.loads(_meta_text(logistic_file)))
     text = {
-        "duplicate key": re.sub(r'"n_iter_": (\d+)', r'"n_iter_": \1, "n_iter_": 6', text),
+        "duplicate key": re.sub(r'"n_features_in_": (\d+)', r'"n_features_in_": \1, "n_features_in_": 6', text),
         "NaN literal": text.replace('"objective_": ', '"objective_": NaN, "x": '),
         "overflowing float": text.replace('"certificate_": ', '"certificate_": 1e999, "y": '),
         "top-level list": "[" + text + "]",
