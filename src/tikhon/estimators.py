@@ -143,7 +143,7 @@ class _L2LinearModel(BaseEstimator):
         if not result.converged:
             shown = self.solver if self.solver in self._solver_aliases else solver  # the user's spelling
             warnings.warn(
-                f"{shown} failed to converge after {result.n_iter} iterations (max_iter={max_iter}): relative "
+                f"tikhon {shown} failed to converge after {result.n_iter} iterations (max_iter={max_iter}): relative "
                 f"duality gap {result.relative_gap:.3g} > tol = {self.tol:g} (tikhon solver {solver}, backend "
                 f"{backend_cls.name}; its own certificate {result.certificate:.3g}; {result.message}). "
                 f"Increase the number of iterations (max_iter) or tol.",
