@@ -159,3 +159,20 @@ def test_l1_vs_l2_example_quick(tmp_path):
     l1, l2 = summary["l1_nonzero"], summary["l2_nonzero"]
     assert np.all(np.diff(l1) >= 0) and l1[0] < l1[-1]  # L1 adds weights as the penalty weakens
     assert np.all(l1 < l2)  # and keeps fewer than L2 at every C
+
+
+def test_path_plot_of_several_outputs_names_class_and_feature(tmp_path):
+    """A multinomial path (coefs n_grid x K x d) draws one line per (class, feature)
+    and names the largest in the legend (it raised before)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from tikhon import plot
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((200, 4)), rng.integers(0, 3, 200)
+    path = tikhon.regularization_path(X, y, Cs=[0.1, 1.0, 10.0])
+    fig = plot.plot_path(path, labelled=3, out=None)
+    ax = fig.axes[0]
+    assert len(ax.lines) == 3 * 4
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert len(labels) == 3 and all(label.startswith("class ") and ", feature " in label for label in labels)

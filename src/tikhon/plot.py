@@ -64,7 +64,12 @@ def plot_path(result, *, top=None, labelled=LABELLED, data=None, ax=None, out=No
     """
     fig, ax = _figure(ax)
     order = np.argsort(result.grid)
-    grid, coefs = np.asarray(result.grid)[order], result.coefs[order]
+    grid, coefs = np.asarray(result.grid)[order], np.asarray(result.coefs)[order]
+    outputs = coefs.shape[1] if coefs.ndim == 3 else 1  # several classes or targets: one line per (k, j)
+    coefs = coefs.reshape(len(grid), -1)
+    name = (lambda j: f"feature {j}") if outputs == 1 else \
+        (lambda j: f"{'class' if result.model == 'logistic' else 'target'} {j // (coefs.shape[1] // outputs)}, "
+                   f"feature {j % (coefs.shape[1] // outputs)}")
     size = np.abs(coefs).max(axis=0)
     ranked = np.argsort(-size, kind="stable")
     features = np.arange(coefs.shape[1])
@@ -74,19 +79,21 @@ def plot_path(result, *, top=None, labelled=LABELLED, data=None, ax=None, out=No
     colors = iter([f"C{k}" for k in (0, 1, 2, 3, 4, 5, 6, 8, 9)] * (len(named) // 9 + 1))  # no grey C7
     for j in features:
         if j in named:
-            ax.plot(grid, coefs[:, j], lw=1.4, label=f"feature {j}", zorder=3, color=next(colors))
+            ax.plot(grid, coefs[:, j], lw=1.4, label=name(j), zorder=3, color=next(colors))
         else:
             ax.plot(grid, coefs[:, j], lw=0.6, color="0.7", zorder=2)
     ax.set_xscale("log")
     ax.grid(True, which="major", color="0.9", lw=0.6)
     ax.set_xlabel(_param_label(result.model))
     ax.set_ylabel("coefficient $w_j$")
-    shown = f"{features.size} of {coefs.shape[1]} features" if features.size < coefs.shape[1] \
-        else f"{coefs.shape[1]} features"
+    lines = "coefficients" if outputs > 1 else "features"
+    shown = f"{features.size} of {coefs.shape[1]} {lines}" if features.size < coefs.shape[1] \
+        else f"{coefs.shape[1]} {lines}"
     ax.set_title(_title(f"{result.model} regularization path over {_param(result.model)} ({shown}; "
                         f"{result.method})", data), fontsize=10)
     handles, labels = ax.get_legend_handles_labels()
-    order = sorted(range(len(labels)), key=lambda i: -size[int(labels[i].split()[1])])
+    index = {name(j): j for j in features}
+    order = sorted(range(len(labels)), key=lambda i: -size[index[labels[i]]])
     title = f"largest {len(named)} by max |w_j|" if features.size > len(named) else None
     ax.legend([handles[i] for i in order], [labels[i] for i in order], fontsize=7, title=title,
               title_fontsize=7, loc="best")
@@ -104,7 +111,7 @@ def plot_cv(estimator, *, data=None, ax=None, out=None):
     if hasattr(estimator, "Cs_"):
         grid, chosen, model = np.asarray(estimator.Cs_), float(np.ravel(estimator.C_)[0]), "logistic"
     else:
-        grid, chosen, model = np.asarray(estimator.alphas_), float(estimator.alpha_), "ridge"
+        grid, chosen, model = np.asarray(estimator.alphas_), float(np.ravel(estimator.alpha_)[0]), "ridge"
     order = np.argsort(grid)
     grid = grid[order]
     for scores, label, color in ((estimator.train_scores_, "training", "tab:blue"),
