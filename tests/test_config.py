@@ -156,7 +156,14 @@ def test_thread_count_reaches_the_numba_backend(data):
 
 
 # ---- the thread budget -------------------------------------------------------------
+from tikhon import _config  # noqa: E402
 from tikhon._config import available_cores, sharing_cores, thread_budget  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _cores_read_afresh(monkeypatch):
+    """available_cores() keeps its reading for LOAD_WINDOW seconds: start each test afresh."""
+    monkeypatch.setattr(_config, "_cores_seen", (None, 0))
 
 
 def _cpus():
@@ -176,6 +183,7 @@ def test_the_budget_is_the_cores_by_default_and_an_explicit_count_wins(monkeypat
 def test_omp_num_threads_caps_the_cores(monkeypatch, value, expected):
     """joblib's loky workers and dask's worker processes say so with OMP_NUM_THREADS."""
     monkeypatch.setenv("OMP_NUM_THREADS", value)
+    monkeypatch.setattr(_config, "LOAD_WINDOW", 0.0)  # read the environment at each call
     assert available_cores() == (expected if expected is not None else _cpus())
     assert thread_budget() == available_cores()
     with tikhon.config_context(n_threads=2):

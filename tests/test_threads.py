@@ -253,10 +253,14 @@ class _PassCounter:
 
 @pytest.fixture
 def pass_counter(monkeypatch):
+    """Count the passes' threads, on a machine taken as quiet: the cores other processes
+    keep busy (which would make tikhon use one thread) are not looked at."""
     from tikhon.backends import _numba_kernels
+    from tikhon.backends import numba as numba_backend
 
     counter = _PassCounter(_numba_kernels)
     monkeypatch.setattr(_numba_kernels, "one_pass", counter)
+    monkeypatch.setattr(numba_backend, "cores_free", available_cores)
     return counter
 
 
@@ -479,3 +483,28 @@ def test_the_users_own_wait_policy_wins():
     assert "OMP_WAIT_POLICY = 'ACTIVE'" in displayed, displayed
     assert report["state"]["wait"] == "as the environment sets it"
     assert report["left"] == "ACTIVE"
+
+
+def test_passes_take_one_thread_when_other_processes_keep_the_cores_busy(monkeypatch):
+    """/proc/stat says the CPUs were busy while this process was not: one thread."""
+    _need_two_cores()
+    from tikhon import _config
+    from tikhon.backends import numba as numba_backend
+
+    cores = available_cores()
+    clock = {"t": 100.0, "busy": 0.0}
+    monkeypatch.setattr(_config.time, "monotonic", lambda: clock["t"])
+    monkeypatch.setattr(_config.time, "process_time", lambda: 0.0)  # this process: idle
+    monkeypatch.setattr(_config, "_busy_seconds", lambda cpus: clock["busy"])
+    monkeypatch.setattr(_config, "_load", {"time": None, "busy": 0.0, "own": 0.0, "others": 0.0})
+    assert _config.cores_free() == cores  # first sample: nothing known yet
+    clock["t"] += 1.0
+    clock["busy"] += cores * 1.0  # every core busy for the whole second, not by us
+    assert _config.cores_free() == 1
+    with numba_backend._claim(cores) as granted:
+        assert granted == 1
+    clock["t"] += 1.0
+    clock["busy"] += 0.0  # then idle
+    assert _config.cores_free() == cores
+    with numba_backend._claim(cores) as granted:
+        assert granted == cores

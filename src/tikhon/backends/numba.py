@@ -62,7 +62,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from .._config import available_cores, resolve_threads, sharing_cores, thread_budget
+from .._config import cores_free, resolve_threads, sharing_cores, thread_budget
 from ._base import Backend, input_format
 
 __all__ = ["NumbaBackend", "NumbaCacheWarning"]
@@ -104,16 +104,16 @@ def threads_in_use(reset=False):
     return now, peak
 
 
-@contextmanager
-def _claim(wanted):
-    """Take up to ``wanted`` of the cores not running other tikhon passes, at least one
-    (the calling thread's own), counted in :func:`threads_in_use` until the pass ends.
+def _take(wanted):
+    """Take up to ``wanted`` of the cores free (:func:`tikhon._config.cores_free`: not
+    kept busy by other processes) and not running other tikhon passes, at least one
+    (the calling thread's own), counted in :func:`threads_in_use` until :func:`_give`.
     When every core is taken and some running pass has added threads of its own, wait
     for those to end (at most one pass): so the threads in use never exceed the cores
-    or, when more Python threads than cores run passes at once, those threads. Yields
+    or, when more Python threads than cores run passes at once, those threads. Returns
     the thread count granted."""
     global _in_use, _extra, _peak
-    cores = available_cores()
+    cores = cores_free() if wanted > 1 else 1
     with _use:
         while _in_use >= cores and _extra > 0:
             _use.wait()
@@ -121,14 +121,27 @@ def _claim(wanted):
         _in_use += granted
         _extra += granted - 1
         _peak = max(_peak, _in_use)
+    return granted
+
+
+def _give(granted):
+    """Return the threads of :func:`_take`."""
+    global _in_use, _extra
+    with _use:
+        _in_use -= granted
+        _extra -= granted - 1
+        if granted > 1:
+            _use.notify_all()
+
+
+@contextmanager
+def _claim(wanted):
+    """:func:`_take` and :func:`_give` around a block; yields the count granted."""
+    granted = _take(wanted)
     try:
         yield granted
     finally:
-        with _use:
-            _in_use -= granted
-            _extra -= granted - 1
-            if granted > 1:
-                _use.notify_all()
+        _give(granted)
 
 
 def _f64(v):
@@ -207,15 +220,16 @@ class NumbaBackend(Backend):
 
         wanted = self._thread_count()
         current = numba.get_num_threads()
-        with self._k.parallel_launch(), _claim(wanted) as granted:
-            if granted == current:
-                yield self._chunks
-                return
-            numba.set_num_threads(granted)
+        with self._k.parallel_launch():
+            granted = _take(wanted)
             try:
+                if granted != current:
+                    numba.set_num_threads(granted)
                 yield self._chunks
             finally:
-                numba.set_num_threads(current)
+                if granted != current:
+                    numba.set_num_threads(current)
+                _give(granted)
 
     # ---- products ----
     def _pass(self, op, w, b=0.0, rowvec=None, out=None):
