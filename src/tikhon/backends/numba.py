@@ -13,11 +13,17 @@
 * Precision: X is read in its dtype; coefficients and all sums are float64 (so
   float32 data gets float64 accumulation of the margins and the gradient).
 * Threads: row chunks run in parallel (``prange``), one private gradient buffer per
-  chunk, reduced in a fixed order; results are deterministic for a fixed thread count.
-  The count is ``tikhon.config_context(n_threads=...)`` if set (applied with
-  ``numba.set_num_threads``, which is per Python thread, and restored after each
-  call), else Numba's current ``numba.get_num_threads()`` (``NUMBA_NUM_THREADS``,
-  default: all cores).
+  chunk, reduced in a fixed order. The chunks are chosen from the data alone (see
+  "Chunks and threads" below), so results do not depend on the thread count. Each
+  pass takes its threads (applied with ``numba.set_num_threads``, which is per Python
+  thread, and restored after the call) as the least of: its chunks; the fit's budget
+  (:func:`tikhon._config.thread_budget`: ``config_context(n_threads=...)`` if set, else
+  its share of the cores among the fits running at once); Numba's count for the
+  calling thread (``NUMBA_NUM_THREADS`` unless set otherwise); and the cores neither
+  other processes (:func:`tikhon._config.cores_free`) nor other tikhon passes are using.
+* Waiting: Numba's threading layer is started when this backend is first used
+  (:func:`tikhon.backends._numba_kernels.start_threads`), with passive waits for its
+  OpenMP threads unless the user chose a policy (see "Waiting" there).
 * Fits from several Python threads at once (user threads, ``LogisticRegressionCV(
   n_jobs)``) are safe on every Numba threading layer and give the results of the same
   fits run one after the other. Under ``workqueue`` (Numba's fallback when neither
@@ -42,7 +48,8 @@
   :mod:`tikhon.solvers.gd`, :mod:`tikhon.solvers.sgd`).
 
 Compilation and cache: kernels compile lazily, on the first call for each input
-layout/dtype (a few seconds each), and are cached on disk, so another process
+layout/dtype (several seconds each, announced at INFO on the ``tikhon`` logger with
+the cache's folder), and are cached on disk, so another process
 loads them instead of compiling. Numba writes the cache to ``__pycache__`` beside
 ``_numba_kernels.py`` when that directory is writable; otherwise (e.g. a read-only
 site-packages) it falls back to a per-user directory (``~/.cache/numba``, by Numba's
