@@ -303,7 +303,6 @@ BAD = [
     case("plot-dual_cd-numba", "plot", "history", G, "--solvers", "dual_cd", "--backend", "numba",
          match="backend 'numba' does not run the 'dual_cd' solver"),
     case("plot-x-unknown", "plot", "history", G, "--x", "memory", match="invalid choice: 'memory'"),
-    case("plot-three-classes", "plot", "path", "{d}/three_classes.svm", match="got 3 classes"),
     case("plot-ridge-with-C", "plot", "path", "{d}/real_y.csv", "--C", "1",
          match="ridge takes --alpha (lambda = alpha) (task auto chose ridge"),
     case("plot-history-logistic-with-alpha", "plot", "history", G, "--task", "logistic", "--alpha", "1",

@@ -508,7 +508,7 @@ def _summary(model):
     """The fit report of ``model``: attributes it has, numbers as one line."""
     n_iter = np.ravel(getattr(model, "n_iter_", []))
     parts = [f"backend {getattr(model, 'backend_', '?')}", f"solver {getattr(model, 'solver_', '?')}",
-             f"{int(n_iter.sum()) if n_iter.size else '?'} iterations",
+             f"{int(n_iter.max()) if n_iter.size else '?'} iterations",
              f"converged {getattr(model, 'converged_', '?')}"]
     if hasattr(model, "objective_"):
         parts.append(f"objective {float(np.sum(model.objective_)):.10g}")
@@ -724,7 +724,7 @@ def _plot_history(args, X, y, common, grid, solvers):
         fits[solver] = est.fit(X, y)
     with _about(f"--out {args.out!r}", OSError):
         plot.plot_history(fits, x=args.x, data=os.path.basename(args.data), out=args.out)
-    return ", ".join(f"{s}: {f.n_iter_} iterations" for s, f in fits.items())
+    return ", ".join(f"{s}: {int(np.max(f.n_iter_))} iterations" for s, f in fits.items())
 
 
 def _exit_code(exc):
