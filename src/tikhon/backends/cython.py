@@ -7,6 +7,12 @@ a column index are handled (their values are summed, as scipy does).
 The products ``X w`` and ``X^T r`` used for the certificate accumulate in float64
 whatever X's dtype. The whole ``dual_cd`` loop runs in the extension with the GIL
 released; the driver is :mod:`tikhon.solvers.dual_cd`.
+
+Several outputs (``K > 1``: a multinomial model, a multi-target ridge): ``X W^T`` and
+``R^T X`` are one compiled pass over X for all K columns (each stored entry read once,
+meeting K contiguous coefficients of a ``(d, K)`` block), and the multinomial's gradient
+and Hessian products are fused passes (margins, softmax and ``X^T R`` in one visit of
+each row), so a gradient reads X once instead of ``2 K`` times.
 """
 from __future__ import annotations
 
@@ -30,7 +36,7 @@ class CythonBackend(NumpyBackend):
     name = "cython"
     formats = frozenset({"csr"})
     loops = frozenset({"dual_cd"})
-    multi_output = True  # several outputs: the compiled one-column products, a column at a time
+    multi_output = True  # several outputs: the compiled K-column products and fused multinomial passes
 
     @classmethod
     def availability(cls):
@@ -59,28 +65,90 @@ class CythonBackend(NumpyBackend):
 
     # ---- products in float64 (the certificate needs them exact for float32 data) ----
     def matvec(self, w):
-        if np.ndim(w) == 2:  # X W^T, a column at a time
-            return np.column_stack([self.matvec(row) for row in w])
+        """``X w``, or ``X W^T`` (n x K) for a K x d ``W``: one pass for all K columns."""
+        if np.ndim(w) == 2:
+            out = np.empty((self.n_samples, w.shape[0]))
+            self._cd.csr_matmat(*self._parts, self._columns(w), out)
+            return out
         out = np.empty(self.n_samples)
         self._cd.csr_matvec(*self._parts, np.ascontiguousarray(w, dtype=np.float64), out)
         return out
 
     def rmatvec(self, r):
-        if np.ndim(r) == 2:  # R^T X, a column at a time
-            return np.stack([self.rmatvec(col) for col in r.T])
+        """``X^T r``, or ``R^T X`` (K x d) for an n x K ``R``: one pass for all K columns."""
+        if np.ndim(r) == 2:
+            return self._rows(self._rmatmat(r))
         out = np.empty(self.n_features)
         self._cd.csr_rmatvec(*self._parts, np.ascontiguousarray(r, dtype=np.float64), out)
         return out
 
+    @staticmethod
+    def _columns(w):
+        """``W^T`` as the ``(d, K)`` C-order float64 block the K-column kernels gather
+        from (one copy of W a call: a row's entry then reads K contiguous doubles)."""
+        return np.ascontiguousarray(np.asarray(w, dtype=np.float64).T)
+
+    @staticmethod
+    def _rows(block):
+        """A ``(d, K)`` accumulator of the kernels as the ``(K, d)`` C-order result."""
+        return np.ascontiguousarray(block.T)
+
+    def _rmatmat(self, r, squares=False):
+        """``X^T R`` (or ``(X * X)^T R``) as the ``(d, K)`` block the extension scatters into."""
+        out = np.empty((self.n_features, r.shape[1]))
+        self._cd.csr_rmatmat(*self._parts, np.ascontiguousarray(r, dtype=np.float64), out, squares=squares)
+        return out
+
     def hessian_diagonal(self, w, b):
         """As the base class, with the squares accumulated by the extension (no squared
-        copy of X's blocks); rows repeating a column index take the base class's way."""
-        if self.duplicate_rows or self.n_outputs > 1:
+        copy of X's blocks; K outputs in one pass); rows repeating a column index take
+        the base class's way."""
+        if self.duplicate_rows:
             return super().hessian_diagonal(w, b)
         d = self._curvature_weights(w, b)
+        if d.ndim == 2:
+            return self._rows(self._rmatmat(d, squares=True)), d.sum(axis=0)
         out = np.empty(self.n_features)
         self._cd.csr_rmatvec(*self._parts, d, out, squares=True)
         return out, float(d.sum())
+
+    # ---- fused multinomial passes (K >= 3 classes) ----
+    def _fused(self):
+        return self.n_outputs > 1 and self.loss.name == "multinomial"
+
+    def _multinomial_pass(self, w, b, proba=None):
+        """``(value, X^T R as (K, d), sum_i r_i)``: one pass, ``proba`` filled if given."""
+        grad, grad_b = np.empty((self.n_features, self.n_outputs)), np.empty(self.n_outputs)
+        y, s = (np.ascontiguousarray(a, dtype=np.float64) for a in (self.y, self.s))  # no copy from the estimators
+        value = self._cd.multinomial_loss_grad(*self._parts, self._columns(w), self._vector(b), y, s,
+                                               grad, grad_b, proba)
+        return float(value), self._rows(grad), grad_b
+
+    def _vector(self, b):
+        """``b`` as K contiguous float64 (a scalar, e.g. ``vb = 0``, broadcast)."""
+        return np.ascontiguousarray(np.broadcast_to(np.asarray(b, dtype=np.float64), (self.n_outputs,)))
+
+    def loss_grad(self, w, b):
+        """As the base class; the multinomial's is one fused pass over X."""
+        if not self._fused():
+            return super().loss_grad(w, b)
+        return self._multinomial_pass(w, b)
+
+    def loss_grad_hessian(self, w, b):
+        """As the base class; the multinomial's gradient is one fused pass that keeps the
+        probabilities (n x K), and each Hessian product one fused pass."""
+        if not self._fused():
+            return super().loss_grad_hessian(w, b)
+        proba = np.empty((self.n_samples, self.n_outputs))
+        value, grad, grad_b = self._multinomial_pass(w, b, proba)
+        s = np.ascontiguousarray(self.s, dtype=np.float64)
+
+        def product(v, vb=0.0):
+            out, out_b = np.empty((self.n_features, self.n_outputs)), np.empty(self.n_outputs)
+            self._cd.multinomial_hessian_product(*self._parts, self._columns(v), self._vector(vb), proba, s, out, out_b)
+            return self._rows(out), out_b
+
+        return value, grad, grad_b, product
 
     def gram_cost(self):
         """A compiled CSR Gram costs about a third of a pass per nonzero of a row (a9a:
