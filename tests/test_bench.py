@@ -230,6 +230,20 @@ def test_text_spec_is_the_text_like_generator():
     assert ds.X.shape == (300, 2000) and abs(ds.X.nnz - 6000) < 600 and set(np.unique(ds.y)) == {-1.0, 1.0}
 
 
+
+@pytest.mark.parametrize("text", ["synthetic:n=400,d=6,classes=5", "synthetic:n=400,d=50,density=0.2,classes=3",
+                                  "text:n=400,d=2000,nnz=8000,classes=4"])
+def test_specs_with_several_classes_are_multinomial_problems(text):
+    from tikhon.bench.problems import load_dataset, parse_data_spec
+
+    spec = parse_data_spec(text)
+    K = spec["classes"]
+    ds = load_dataset(spec)
+    assert f"-K{K}-" in ds.name and set(np.unique(ds.y)) == set(range(K))  # every class present
+    assert parse_data_spec(text.replace(f"classes={K}", "classes=2"))["name"] == ds.name.replace(f"-K{K}", "")
+    with pytest.raises(ValueError, match="classes must be at least 2"):
+        parse_data_spec(text.replace(f"classes={K}", "classes=1"))
+
 def test_every_suite_is_built_from_valid_parts():
     for name in SUITES:
         parts = build_suite(name, scale=0.001)

@@ -35,7 +35,9 @@ def load_svmlight(path, n_features=None, dtype=np.float64):
         return load_svmlight_file(f, n_features=n_features, dtype=dtype)
 
 
-def _labels(rng, X, n_features, noise):
+def _labels(rng, X, n_features, noise, n_classes=2):
+    if n_classes != 2:
+        return _class_labels(rng, X, n_features, noise, n_classes)
     w = rng.standard_normal(n_features) / np.sqrt(n_features)
     z = np.asarray(X @ w).ravel() * 3.0 + 0.5
     flip = rng.random(X.shape[0]) < noise
@@ -44,21 +46,37 @@ def _labels(rng, X, n_features, noise):
     return y
 
 
-def make_classification(n_samples, n_features, dtype=np.float64, noise=0.05, seed=0, order="C"):
-    """Dense two-class data from a seeded linear model with label noise; labels in {-1, +1}."""
+def make_classification(n_samples, n_features, dtype=np.float64, noise=0.05, seed=0, order="C", n_classes=2):
+    """Dense data from a seeded linear model with label noise: labels in {-1, +1} for
+    two classes, ``0 .. n_classes - 1`` (floats) for more."""
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n_samples, n_features), dtype=np.float64 if dtype == np.float64 else np.float32)
     X = np.asarray(X, dtype=dtype, order=order)
-    return X, _labels(rng, X, n_features, noise)
+    return X, _labels(rng, X, n_features, noise, n_classes)
 
 
 def make_sparse_classification(n_samples, n_features, density, dtype=np.float64, noise=0.05, seed=0,
-                               index_dtype=np.int32):
-    """Sparse CSR two-class data (uniformly placed nonzeros, positive tf-idf-like values)."""
+                               index_dtype=np.int32, n_classes=2):
+    """Sparse CSR data (uniformly placed nonzeros, positive tf-idf-like values), labels as
+    :func:`make_classification`'s."""
     rng = np.random.default_rng(seed)
     X = sp.random(n_samples, n_features, density=density, format="csr", dtype=dtype, random_state=rng,
                   data_rvs=lambda k: rng.exponential(1.0, k))
     X.indices = X.indices.astype(index_dtype)
     X.indptr = X.indptr.astype(index_dtype)
     X = X.multiply(1.0 / np.sqrt(max(density * n_features, 1.0))).tocsr().astype(dtype)
-    return X, _labels(rng, X, n_features, noise)
+    return X, _labels(rng, X, n_features, noise, n_classes)
+
+
+def _class_labels(rng, X, n_features, noise, n_classes):
+    """Labels ``0 .. K - 1``: the argmax of K seeded linear scores plus Gumbel noise (a
+    multinomial model), a fraction ``noise`` of them redrawn uniformly."""
+    if int(n_classes) != n_classes or n_classes < 2:
+        raise ValueError(f"n_classes must be an integer >= 2, got {n_classes!r}")
+    K = int(n_classes)
+    W = rng.standard_normal((n_features, K)) * (3.0 / np.sqrt(n_features))
+    scores = np.asarray(X @ W) + rng.gumbel(size=(X.shape[0], K))
+    y = np.argmax(scores, axis=1).astype(np.float64)
+    redraw = rng.random(X.shape[0]) < noise
+    y[redraw] = rng.integers(0, K, int(redraw.sum()))
+    return y

@@ -33,7 +33,7 @@ def add_arguments(bench, positive_float, positive_int, backends):
     bench.add_argument("--data", action="append",
                        help="a9a (default) | PATH (svmlight, dense text/CSV, .npz, .npy) | reuters, abalone, dna, "
                             "cal_housing (the shared data folder, $TIKHON_DATA) | synthetic:n=...,d=...,density=...,"
-                            "dtype=...,seed=... | text:n=...,d=...,nnz=... ; repeat the option for several data sets")
+                            "dtype=...,seed=...,classes=K | text:n=...,d=...,nnz=...,classes=K (K >= 3: multinomial) ; repeat the option for several data sets")
     bench.add_argument("--dtype", default=None, help="dtype of a9a and file data: float64 (default) or float32")
     bench.add_argument("--task", choices=["auto", "logistic", "ridge"], default=None,
                        help="logistic or ridge; auto (default) decides from the labels: two values or a few "

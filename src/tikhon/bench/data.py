@@ -66,20 +66,23 @@ def parse_text_spec(body, default_dtype, size):
     """``text:n=...,d=...,nnz=...,seed=...,dtype=...`` -> a spec dict (``size`` parses numbers)."""
     from .problems import BenchArgumentError, parse_dtype
 
-    spec = {"kind": "text", "n": 200_000, "d": 100_000, "nnz": 7_500_000, "seed": 0,
+    spec = {"kind": "text", "n": 200_000, "d": 100_000, "nnz": 7_500_000, "seed": 0, "classes": 2,
             "dtype": np.dtype(default_dtype).name}
     for item in filter(None, body.split(",")):
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or key not in spec or key == "kind":
-            raise BenchArgumentError(f"text: cannot read {item!r}; expected text:n=...,d=...,nnz=...,seed=...,dtype=...")
+            raise BenchArgumentError(f"text: cannot read {item!r}; expected text:n=...,d=...,nnz=...,seed=...,classes=...,dtype=...")
         if key == "dtype":
             spec[key] = np.dtype(parse_dtype(value)).name
         elif key == "seed":
             spec[key] = 0 if value.strip() == "0" else size(value, key)
         else:
             spec[key] = size(value, key)
-    spec["name"] = f"text-{spec['n']}x{spec['d']}-nnz{spec['nnz']}-{spec['dtype']}"
+    if spec["classes"] < 2:
+        raise BenchArgumentError(f"text: classes must be at least 2, got {spec['classes']}")
+    classes = f"-K{spec['classes']}" if spec["classes"] != 2 else ""
+    spec["name"] = f"text-{spec['n']}x{spec['d']}-nnz{spec['nnz']}{classes}-{spec['dtype']}"
     return spec
 
 
@@ -88,14 +91,15 @@ def scaled_rows(n, scale, minimum=50):
     return max(minimum, int(round(n * scale)))
 
 
-def text_csr(n=200_000, d=100_000, nnz=7_500_000, seed=0):
+def text_csr(n=200_000, d=100_000, nnz=7_500_000, seed=0, classes=2):
     """A text-like CSR with about ``nnz`` nonzeros (row lengths are Poisson draws of mean
     ``nnz / n``; 7,499,335 for the defaults).
 
     Columns are drawn from Zipf-like frequencies and appear at most once per row (a
     document's distinct words), values are tf-idf-like and rows have unit norm. Labels
-    come from a sparse linear model with logistic noise. Returns ``(X, y)``: canonical
-    CSR float64 with int32 indices, and ``y`` in {-1, +1}.
+    come from a sparse linear model with logistic noise (``classes`` > 2: K sparse linear
+    scores with Gumbel noise, the multinomial model). Returns ``(X, y)``: canonical CSR
+    float64 with int32 indices, and ``y`` in {-1, +1} (or ``0 .. classes - 1``).
     """
     rng = np.random.default_rng(seed)
     lengths = np.minimum(rng.poisson(nnz / n, n), d)
@@ -109,6 +113,9 @@ def text_csr(n=200_000, d=100_000, nnz=7_500_000, seed=0):
     norms = np.sqrt(np.bincount(keys // d, weights=data * data, minlength=n))
     data /= np.repeat(np.where(norms > 0, norms, 1.0), lengths)
     X = sp.csr_matrix((data, cols, indptr), shape=(n, d))
+    if classes > 2:
+        W = rng.standard_normal((d, classes)) * (rng.random((d, classes)) < 0.05) * 20
+        return X, np.argmax(X @ W + rng.gumbel(size=(n, classes)), axis=1).astype(np.float64)
     w = rng.standard_normal(d) * (rng.random(d) < 0.05) * 20
     z = X @ w
     y = np.where(rng.random(n) < 1 / (1 + np.exp(-(z - np.median(z)))), 1.0, -1.0)

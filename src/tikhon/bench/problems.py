@@ -7,8 +7,9 @@
   gzip/bz2/xz compressed, or ``.npz`` / ``.npy`` (see :mod:`tikhon._datafiles`);
 * a shared data set by name (``reuters``, ``abalone``, ``dna``, ``cal_housing``, see
   :mod:`.data`), and ``text:n=...,d=...,nnz=...`` (seeded text-like CSR);
-* ``synthetic:n=...,d=...,density=...,dtype=...[,seed=...]``: seeded two-class data,
-  dense when ``density`` is 1 (the default), CSR otherwise. Sizes accept ``1e6``,
+* ``synthetic:n=...,d=...,density=...,dtype=...[,seed=...][,classes=K]``: seeded data
+  of two classes (or ``K``: a multinomial problem), dense when ``density`` is 1 (the
+  default), CSR otherwise; ``text:...,classes=K`` likewise. Sizes accept ``1e6``,
   ``200k``, ``2M``.
 
 Every data set passes the estimators' validation gate once, when its :class:`Dataset`
@@ -86,14 +87,14 @@ def parse_data_spec(text, default_dtype=np.float64):
     if text.startswith("synthetic"):
         body = text[len("synthetic"):].lstrip(":")
         spec = {"kind": "synthetic", "n": 10000, "d": 100, "density": 1.0,
-                "dtype": np.dtype(default_dtype).name, "seed": 0}
+                "dtype": np.dtype(default_dtype).name, "seed": 0, "classes": 2}
         for item in filter(None, body.split(",")):
             key, sep, value = item.partition("=")
             key = key.strip()
             if not sep or key not in spec or key == "kind":
                 raise BenchArgumentError(
-                    f"synthetic: cannot read {item!r}; expected synthetic:n=...,d=...,density=...,dtype=...,seed=...")
-            if key in ("n", "d"):
+                    f"synthetic: cannot read {item!r}; expected synthetic:n=...,d=...,density=...,dtype=...,seed=...,classes=...")
+            if key in ("n", "d", "classes"):
                 spec[key] = _size(value, key)
             elif key == "density":
                 try:
@@ -106,8 +107,11 @@ def parse_data_spec(text, default_dtype=np.float64):
                 spec[key] = np.dtype(parse_dtype(value)).name
             else:
                 spec[key] = _size(value, key) if value.strip() != "0" else 0
+        if spec["classes"] < 2:
+            raise BenchArgumentError(f"synthetic: classes must be at least 2, got {spec['classes']}")
         layout = "dense" if spec["density"] >= 1 else f"csr{spec['density']:g}"
-        spec["name"] = f"synthetic-{spec['n']}x{spec['d']}-{layout}-{spec['dtype']}"
+        classes = f"-K{spec['classes']}" if spec["classes"] != 2 else ""
+        spec["name"] = f"synthetic-{spec['n']}x{spec['d']}-{layout}{classes}-{spec['dtype']}"
         return spec
     if not os.path.exists(text):
         raise BenchArgumentError(
@@ -133,14 +137,15 @@ def load_dataset(spec) -> Dataset:
     elif spec["kind"] == "text":
         from .data import text_csr
 
-        X, y = text_csr(spec["n"], spec["d"], spec["nnz"], spec["seed"])
+        X, y = text_csr(spec["n"], spec["d"], spec["nnz"], spec["seed"], spec.get("classes", 2))
         X = X.astype(dtype, copy=False)
     elif spec["kind"] == "synthetic":
         if spec["density"] >= 1:
-            X, y = datasets.make_classification(spec["n"], spec["d"], dtype=dtype, seed=spec["seed"])
+            X, y = datasets.make_classification(spec["n"], spec["d"], dtype=dtype, seed=spec["seed"],
+                                                n_classes=spec.get("classes", 2))
         else:
             X, y = datasets.make_sparse_classification(spec["n"], spec["d"], spec["density"], dtype=dtype,
-                                                       seed=spec["seed"])
+                                                       seed=spec["seed"], n_classes=spec.get("classes", 2))
     else:
         X, y = load_data_file(spec["path"], dtype=dtype)
     dataset = Dataset(spec["name"], X, np.asarray(y), dict(spec))  # X checked here
