@@ -131,6 +131,17 @@ def test_ridge_bench_on_a_regression_file_task_auto(tmp_path, regression_file, c
     assert set(ds["kernels"]) == {"floor", "squared"}
 
 
+
+def test_kernels_of_several_classes_time_the_multinomial_pass(tmp_path, capsys):
+    """K >= 3 classes: the kernel rows time the multinomial pass (W of shape (K, d)) against
+    X @ W^T with K columns (they timed the two-class pass against X @ w before)."""
+    result = _bench(tmp_path, "--data", "synthetic:n=300,d=5,classes=3", "--backend", "numpy", "--anchors", "none",
+                    "--solver", "newton", "--C", "1")
+    (ds,) = result["datasets"]
+    assert set(ds["kernels"]) == {"floor", "multinomial"} and "K=3 columns" in ds["kernels"]["floor"]["what"]
+    assert ds["kernels"]["multinomial"]["numpy"]["seconds_per_pass"] > 0
+    assert "one loss+gradient pass (multinomial)" in capsys.readouterr().out
+
 def test_task_ridge_alpha_and_the_C_that_does_not_apply(tmp_path, capsys):
     result = _bench(tmp_path, "--data", "synthetic:n=200,d=4", "--task", "ridge", "--alpha", "2", "--C", "5",
                     "--backend", "numpy", "--anchors", "none")

@@ -500,7 +500,8 @@ def _warm_up(config, plans, X, y, Xd, client, out, progress):
                         kwargs["solver"] = solver
                     _estimator(loss, 1.0, max_iter=3, **kwargs).fit(data, ys)
                     if _generic(cls) and cls.name != "dask":
-                        kernel_figures(cls, Xs, _targets({"loss": loss}, ys)[0], loss, min_seconds=0.0)
+                        signed, index = _targets({"loss": loss}, ys)
+                        kernel_figures(cls, Xs, signed, loss, min_seconds=0.0, y_index=index)
             except Exception as exc:
                 out["skipped"][f"warm-up {key}"] = f"{type(exc).__name__}: {exc}"
             out["warmup_seconds"][key] = clock() - t0
@@ -508,13 +509,15 @@ def _warm_up(config, plans, X, y, Xd, client, out, progress):
 
 
 def _kernels(config, plans, X, y, Xd, client, out, progress):
-    """One loss+gradient pass per backend against one read of X (``X @ w``)."""
+    """One loss+gradient pass per backend against one read of X (``X @ w``; for K >= 3
+    classes the multinomial pass against ``X @ W^T`` with K columns)."""
+    y_index = _targets({"loss": "logistic"}, y)[1] if "logistic" in plans else None
     progress.step("kernel floor (X @ w)")
-    out["kernels"]["floor"] = floor_figures(X, config.kernel_seconds)
+    out["kernels"]["floor"] = floor_figures(X, config.kernel_seconds, 1 if y_index is None else int(y_index.max()) + 1)
     for loss, (cells, _) in plans.items():
         progress.step(f"kernels loss+grad ({loss})")
         figures = {}
-        y_kernel = _targets({"loss": loss}, y)[0]
+        y_kernel, index = _targets({"loss": loss}, y)
         for label, name, cls, solver in cells:
             if cls.name in figures or not _generic(cls):
                 continue
@@ -524,7 +527,7 @@ def _kernels(config, plans, X, y, Xd, client, out, progress):
                                                        bytes_of=X, client=client, hessian=config.hessian)
                 else:
                     figures[cls.name] = kernel_figures(cls, X, y_kernel, loss, config.kernel_seconds,
-                                                       hessian=config.hessian)
+                                                       hessian=config.hessian, y_index=index)
             except Exception as exc:
                 figures[cls.name] = {"error": f"{type(exc).__name__}: {exc}"}
         floor, base = out["kernels"]["floor"], figures.get("numpy", {}).get("seconds_per_pass")
@@ -532,7 +535,7 @@ def _kernels(config, plans, X, y, Xd, client, out, progress):
             if "seconds_per_pass" in fig:
                 fig["of_floor"] = floor["seconds"] / fig["seconds_per_pass"]
                 fig["speedup_vs_numpy"] = base / fig["seconds_per_pass"] if base else None
-        out["kernels"][loss] = figures
+        out["kernels"]["multinomial" if loss == "logistic" and index is not None else loss] = figures
 
 
 def _reference_fit(problem, X, y, fit_intercept, evaluate):
