@@ -46,10 +46,29 @@ def test_verdict_orders_by_time_with_ratios_and_says_why_others_missed():
     v = verdict(problem, "1e-06")
     assert v["text"] == ("fastest to 1e-06 here: liblinear/-s0 (100 ms), then numpy/newton (300 ms, 3.0x); "
                          "not reached: sklearn/lbfgs (cut off by its 3 s budget), numba/gd (iteration cap), "
-                         "glum/irls-cd (error)")
+                         "glum/irls-cd (error); tikhon best/best competitor 3.00")
     assert [e["label"] for e in v["ranking"]] == ["liblinear/-s0", "numpy/newton"]
     assert v["ranking"][1]["ratio"] == pytest.approx(3.0)
     assert v["not_reached"] == {"sklearn/lbfgs": "budget", "numba/gd": "cap", "glum/irls-cd": "error"}
+
+
+
+def test_verdict_ratios_of_the_default_fit():
+    """auto against tikhon's fastest named row and the fastest anchor (issues 15 and 18)."""
+    problem = {"records": [_record("cython/newton", 0.04), _record("tikhon/auto", 0.05),
+                           _record("numpy/newton", 0.2), _record("sklearn/lbfgs", 0.1, kind="anchor"),
+                           _record("liblinear/-s0", 0.08, kind="anchor")]}
+    ratios = verdict(problem, "1e-06")["ratios"]
+    assert ratios["auto_vs_tikhon_best"] == pytest.approx(1.25) and ratios["tikhon_best"] == "cython/newton"
+    assert ratios["auto_vs_competitor"] == pytest.approx(0.625) and ratios["competitor"] == "liblinear/-s0"
+    assert ratios["tikhon_best_vs_competitor"] == pytest.approx(0.5)
+    assert ratios["text"] == ("auto/tikhon best 1.25 (cython/newton), auto/best competitor 0.62 (liblinear/-s0), "
+                              "tikhon best/best competitor 0.50")
+    problem["records"][1]["time_to"]["1e-06"] = None  # the default missed the level: no ratio for it
+    problem["records"][1]["not_reached"] = {"1e-06": "cap"}
+    ratios = verdict(problem, "1e-06")["ratios"]
+    assert ratios["auto_vs_tikhon_best"] is None and ratios["auto_vs_competitor"] is None
+    assert ratios["tikhon_best_vs_competitor"] == pytest.approx(0.5)
 
 
 def test_table_cell_of_a_cut_off_says_budget_not_dash():

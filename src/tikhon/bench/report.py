@@ -116,6 +116,8 @@ def _problem_lines(problem, levels):
     rows = []
     for r in problem["records"]:
         label = r["label"] + (" *" if r["kind"] == "anchor" else "")
+        if r["kind"] == "tikhon" and r["label"].startswith("tikhon/") and not r.get("error"):
+            label += f" ({r['backend']}/{r['solver']})"  # what the default (auto) chose
         if r["error"] is not None:
             rows.append([label, *["error"] * len(levels), "-", "-", "error: " + r["error"][:60], "", "", ""])
             continue

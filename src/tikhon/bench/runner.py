@@ -271,7 +271,7 @@ def _plan_cells(config, X, loss, Xd=None, n_classes=2):
     if config.solvers is None:
         solver_list = [s for s in registry.SOLVERS if s not in NOT_BY_DEFAULT]
     else:
-        solver_list = [registry.choose_solver(s, loss) for s in config.solvers]
+        solver_list = [registry.choose_solver(s, loss) for s in config.solvers if s != "auto"]
     asked_default = default_solver in solver_list
     solver_list = [default_solver] + [s for s in dict.fromkeys(solver_list) if s != default_solver]
     cells, skipped, seen = [], {}, set()
@@ -317,6 +317,9 @@ def _plan_cells(config, X, loss, Xd=None, n_classes=2):
                 continue
             seen.add((cls.name, solver))
             cells.append((label, name, cls, solver))
+    if config.solvers is None or "auto" in config.solvers:
+        # the user's default: backend and solver both "auto" (the record names what it chose)
+        cells.append(("tikhon", None, get_backend("auto", X), "auto"))
     return cells, skipped
 
 

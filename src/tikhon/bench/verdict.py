@@ -10,13 +10,14 @@ budget: not a failure, a run with a larger ``--anchor-budget`` may reach it), ``
 (the iteration cap), ``tol`` (stopped at its own tolerance above the level), ``stalled``
 (a tighter tolerance gave no better objective), ``tols`` (every tolerance of the sweep
 was run), ``error``. In a ``defaults`` part the ranking is by whole-fit seconds, each
-with the suboptimality it stopped at.
+with the suboptimality it stopped at. Each level's verdict ends with the ratios of
+:func:`standings` (the default fit against tikhon's fastest row and the fastest anchor).
 """
 from __future__ import annotations
 
 from .measure import level_key
 
-__all__ = ["REASONS", "add_verdicts", "not_reached", "reason_text", "verdict"]
+__all__ = ["REASONS", "add_verdicts", "not_reached", "reason_text", "standings", "verdict"]
 
 REASONS = {
     "budget": "cut off by its {budget:g} s budget",
@@ -80,7 +81,44 @@ def verdict(problem, level):
     if missed:
         text += "; not reached: " + ", ".join(f"{label} ({reason_text(by_label[label], why)})"
                                              for label, why in missed.items())
-    return {"level": level, "ranking": ranking, "not_reached": missed, "text": text}
+    ratios = standings(ranking, by_label)
+    if ratios["text"]:
+        text += "; " + ratios["text"]
+    return {"level": level, "ranking": ranking, "not_reached": missed, "ratios": ratios, "text": text}
+
+
+AUTO = "tikhon/auto"  # the runner's row of the user's default: backend and solver "auto"
+
+
+def standings(ranking, by_label):
+    """The ratios of issues 15 and 18 at one level, from a ``ranking`` of the rows that
+    reached it: ``auto / tikhon best`` (the default against tikhon's fastest named
+    backend/solver), ``auto / best competitor`` and ``tikhon best / best competitor``
+    (the fastest anchor). A ratio is None when one side did not reach the level."""
+    seconds = {e["label"]: e["seconds"] for e in ranking}
+
+    def fastest(kind):
+        rows = [e for e in ranking if by_label[e["label"]]["kind"] == kind and e["label"] != AUTO]
+        return rows[0] if rows else None
+
+    best, rival, auto = fastest("tikhon"), fastest("anchor"), seconds.get(AUTO)
+
+    def ratio(a, b):
+        return a / b if a is not None and b and b > 0 else None
+
+    out = {"auto_vs_tikhon_best": ratio(auto, best and best["seconds"]),
+           "auto_vs_competitor": ratio(auto, rival and rival["seconds"]),
+           "tikhon_best_vs_competitor": ratio(best and best["seconds"], rival and rival["seconds"]),
+           "tikhon_best": best and best["label"], "competitor": rival and rival["label"]}
+    parts = []
+    if out["auto_vs_tikhon_best"] is not None:
+        parts.append(f"auto/tikhon best {out['auto_vs_tikhon_best']:.2f} ({best['label']})")
+    if out["auto_vs_competitor"] is not None:
+        parts.append(f"auto/best competitor {out['auto_vs_competitor']:.2f} ({rival['label']})")
+    if out["tikhon_best_vs_competitor"] is not None:
+        parts.append(f"tikhon best/best competitor {out['tikhon_best_vs_competitor']:.2f}")
+    out["text"] = ", ".join(parts)
+    return out
 
 
 def _entry(e, first):
