@@ -108,11 +108,11 @@ _LINEAR = {
 _FITTED = {
     "LogisticRegression": {**_LINEAR, "classes_": "labels"},
     "Ridge": _LINEAR,
-    "LogisticRegressionCV": {**_LINEAR, "classes_": "labels", "Cs_": "floats", "C_": "floats",
+    "LogisticRegressionCV": {**_LINEAR, "classes_": "labels", "Cs_": "floats", "C_": "real_or_floats",
                              "cv_scores_": "floats", "train_scores_": "floats", "scores_": "floats_by_label",
                              "coefs_paths_": "floats_by_label", "paths_": "paths", "refit_path_": "path"},
     "RidgeCV": {**_LINEAR, "alphas_": "floats", "alpha_": "real_or_floats", "best_score_": "real_or_floats",
-                "cv_method_": "text",
+                "cv_method_": "text", "cv_results_": "floats",
                 "cv_scores_": "floats", "train_scores_": "floats", "paths_": "paths", "refit_path_": "path"},
 }
 _PATH_FIELDS = {
@@ -484,6 +484,8 @@ def _encode(role, value, name, writer):
         return {"lengths": [-1 if h is None else len(h) for h in value],
                 "records": writer.array(np.concatenate(records) if records else np.zeros((0, 2)), name, "floats")}
     if role == "floats_by_label":  # keys: labels as classes_ holds them (numpy scalars)
+        if isinstance(value, np.ndarray):  # use_legacy_attributes=False: one array
+            return writer.array(value, name, "floats")
         keys = np.empty(len(value), dtype=object) if not value else np.asarray(list(value))
         return {"labels": _encode_classes(keys),
                 "arrays": [writer.array(v, f"{name}.{i}", "floats") for i, v in enumerate(value.values())]}
@@ -532,6 +534,8 @@ def _decode(role, raw, what, reader):
     if role == "histories":
         return None if raw is None else _decode_histories(raw, what, reader)
     if role == "floats_by_label":
+        if isinstance(raw, dict) and "__array__" in raw:  # use_legacy_attributes=False: one array
+            return _decode("floats", raw, what, reader)
         if not (isinstance(raw, dict) and set(raw) == {"labels", "arrays"} and isinstance(raw["arrays"], list)):
             raise _Invalid(f"{what} is not a dict of arrays by label")
         keys = _decode_classes(raw["labels"], what)

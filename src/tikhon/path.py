@@ -52,6 +52,7 @@ from . import _validation as V
 from . import solvers
 from ._config import resolve_backend
 from .backends import get_backend
+from .estimators import DEFAULT_MAX_ITER, LogisticRegression, Ridge, _max_iter, _SOLVER_OPTIONS
 from .objective import DEFAULT_TOL, Objective
 from .solvers import Problem
 
@@ -195,9 +196,30 @@ def _grid(values, name):
     grid = np.atleast_1d(np.asarray(values, dtype=np.float64))
     if grid.ndim != 1 or grid.size == 0:
         raise ValueError(f"{name}s must be a positive integer or a non-empty 1-D list of values")
+    if name == "C" and np.any(grid == np.inf):  # scikit-learn's Cs=(np.inf,) is its penalty=None
+        raise ValueError("Cs holds inf: C=inf is no penalty (scikit-learn's penalty=None), which tikhon does not "
+                         "solve (L2, lam = 1/C > 0); give finite values of C")
     for v in grid:
         V.positive(name, float(v))
     return grid
+
+
+def solver_name(model, solver):
+    """tikhon's name of ``solver`` for ``model`` ("logistic" or "ridge"), by the
+    estimators' rule: tikhon's names, or scikit-learn's names of the same algorithms
+    (``newton-cg``, ``newton-cholesky``, ``lbfgs``; ridge: ``cholesky``, ``sparse_cg``,
+    ``lbfgs``); others are refused with the list (``_L2LinearModel._solver_name``)."""
+    estimator = LogisticRegression if model == "logistic" else Ridge
+    return estimator(solver=solver)._solver_name()
+
+
+def check_settings(tol, max_iter, fit_intercept):
+    """The settings a path shares with the estimators, checked by their rules: ``tol``
+    > 0, ``max_iter`` an integer >= 0 or ``None`` (returned as the solvers' cap:
+    ``DEFAULT_MAX_ITER``; ``0`` returns the starting point), a boolean ``fit_intercept``."""
+    V.positive("tol", tol)
+    V.check_bool("fit_intercept", fit_intercept)
+    return _max_iter(max_iter)
 
 
 def _use_eigh(X, n_grid):
@@ -210,8 +232,8 @@ def _use_eigh(X, n_grid):
 
 # ---------------------------------------------------------------- the public function
 def regularization_path(X, y, Cs=None, *, alphas=None, model="logistic", backend=None, solver="auto",
-                        method="auto", tol=DEFAULT_TOL, max_iter=1000, sample_weight=None, class_weight=None,
-                        fit_intercept=True):
+                        method="auto", tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER, sample_weight=None,
+                        class_weight=None, fit_intercept=True):
     """Solve one L2-regularized problem over a grid of ``C`` (logistic) or ``alpha`` (ridge).
 
     Parameters
@@ -224,8 +246,12 @@ def regularization_path(X, y, Cs=None, *, alphas=None, model="logistic", backend
         (default 10), as scikit-learn's ``LogisticRegressionCV``.
     alphas : int or list of float, ridge only (same convention)
     model : {"logistic", "ridge"}
-    backend, solver, tol, max_iter : as for :class:`tikhon.LogisticRegression`;
+    backend, solver, tol, max_iter : as for :class:`tikhon.LogisticRegression` (``model="ridge"``:
+        :class:`tikhon.Ridge`), scikit-learn's solver names included (``"newton-cg"``,
+        ``"newton-cholesky"``, ``"lbfgs"``; ridge: ``"cholesky"``, ``"sparse_cg"``);
         ``solver="auto"`` is chosen as for the estimators (a Newton solver, warm-startable).
+        ``max_iter=None`` is 1000; ``max_iter=0`` returns the starting point at every grid
+        value (zero coefficients and the best constant intercept) with a ConvergenceWarning.
     method : {"auto", "warm_start", "eigh"}
         ``eigh`` (ridge only): one eigendecomposition for the whole path.
     sample_weight, class_weight (logistic), fit_intercept : as for the estimators.
@@ -253,7 +279,8 @@ def regularization_path(X, y, Cs=None, *, alphas=None, model="logistic", backend
         raise ValueError(f"unknown method {method!r}; expected 'auto', 'warm_start' or 'eigh'")
     if method == "eigh" and model != "ridge":
         raise ValueError("method='eigh' is the closed form of ridge; logistic paths use warm starts")
-    V.check_solve_settings(tol, max_iter, fit_intercept)
+    max_iter = check_settings(tol, max_iter, fit_intercept)
+    solver = solver_name(model, solver)
     X, t, s, classes = _validate(X, y, model, sample_weight, class_weight)
     if method == "auto":
         method = "eigh" if model == "ridge" and _use_eigh(X, grid.size) else "warm_start"
@@ -262,8 +289,11 @@ def regularization_path(X, y, Cs=None, *, alphas=None, model="logistic", backend
 
 
 def _solve_path(X, t, s, grid, lams, loss, name, fit_intercept, backend, solver, method, tol,
-                max_iter, classes=None, model=None, theta0=None, spectrum=None):
-    """The path on validated data (the CV estimators call this per fold and to refit;
+                max_iter, classes=None, model=None, theta0=None, spectrum=None, options=None):
+    """The path on validated data and checked settings (``solver`` tikhon's name,
+    ``max_iter`` an int; the CV estimators call this per fold and to refit;
+    ``options``: the estimators' solver options, e.g. ``random_state`` (an int seed),
+    passed to the solvers that take them;
     ``theta0``, if given, starts the first warm-started point; ``spectrum``, a
     :class:`RidgeSpectrum` of these data already made, serves ``method="eigh"``, as
     RidgeCV's leave-one-out one serves its refit). ``loss`` is the model's
@@ -281,6 +311,9 @@ def _solve_path(X, t, s, grid, lams, loss, name, fit_intercept, backend, solver,
     backend_cls = get_backend(backend_name, X, loop=loop, n_outputs=K)
     be = backend_cls(X, t, s, Objective(loss, 1.0, fit_intercept, K).pointwise, n_outputs=K)
     solver = solvers.choose_solver(solver, loss, be)  # auto: by the cost model, for the whole grid
+    options = {k: v for k, v in (options or {}).items() if k in _SOLVER_OPTIONS[solver]}
+    # max_iter=0 returns the start: scipy's L-BFGS-B steps even at maxiter=0 (as the estimators)
+    runs = "newton" if max_iter == 0 and solver == "lbfgs" else solver
 
     n_grid, d = lams.shape[0], X.shape[1]
     outputs = (K,) if K > 1 else ()
@@ -318,7 +351,7 @@ def _solve_path(X, t, s, grid, lams, loss, name, fit_intercept, backend, solver,
                     theta[-K:] = objective.constant_intercept(t, s)
             elif len(trail) == 2:
                 theta = _predict(Problem(objective, be), trail, log_lam)
-            result = solvers.run(solver, objective, be, theta, tol, max_iter)
+            result = solvers.run(runs, objective, be, theta, tol, max_iter, **options)
             trail = [*trail[-1:], (result.theta, log_lam)]
         out["seconds"][k] = time.perf_counter() - t0
         theta = result.theta
