@@ -5,10 +5,15 @@
 default (``cv`` an int or a splitter, resolved by ``sklearn.model_selection.check_cv``),
 ``scoring=None`` is accuracy (weighted by the test rows' ``sample_weight``, as
 scikit-learn), the chosen ``C_`` maximizes the score summed over folds (the first
-such grid value), and the model is refit on all data at ``C_``, started from the
+such grid value), and the model is refit on all data at ``C_`` by a
+:class:`tikhon.LogisticRegression` (its checks, conventions and report), started from the
 folds' mean solution. Three or more classes: each fold's path is multinomial (all
 ``K`` rows of ``W``, as :class:`tikhon.LogisticRegression`), scored on the ``K``
 classes' margins or probabilities.
+
+Both take scikit-learn's parameters of the same names wherever their meaning carries
+over (issue 17; the parameters shared with LogisticRegression/Ridge are checked by
+those estimators' rules) and give its fitted attributes in its shapes and dtypes.
 
 :class:`RidgeCV` makes the choice of ``sklearn.linear_model.RidgeCV``: with
 ``cv=None`` the efficient leave-one-out error of the closed form (one
