@@ -1,6 +1,7 @@
 """The cython backend with several outputs (K >= 3 classes, T targets): one compiled pass
 over CSR X for all K columns (``X W^T``, ``R^T X``, the squared entries of the Hessian
-diagonal) and the fused multinomial passes, against the NumPy reference.
+diagonal) and the fused multinomial passes, against the NumPy reference; and the
+one-output Hessian product, one fused pass too.
 
 References are :class:`tikhon.backends.numpy.NumpyBackend` on the float64 values of X
 (the cython kernels read float32 values exactly and accumulate in double, so that is
@@ -266,3 +267,49 @@ def test_dna_fit_equals_the_numpy_fit(solver, fit_intercept, weighted):
     assert ours.converged_ or solver == "lbfgs"
     assert abs(ours.objective_ - theirs.objective_) <= 1e-10 * theirs.objective_
     np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+
+
+# ---- one output: the fused Hessian product and the kept curvature weights ----
+@pytest.mark.parametrize("loss", ["logistic", "squared"])
+@pytest.mark.parametrize("dtype,index", LAYOUTS)
+def test_one_output_hessian_product_is_one_pass(monkeypatch, loss, dtype, index):
+    """A Hessian product is one compiled pass (``csr_hessian_product``; two before:
+    ``csr_matvec`` then ``csr_rmatvec``) equal to NumPy's, and the preconditioner's
+    diagonal at the point of the last ``loss_grad_hessian`` needs no pass for the margins."""
+    X = make_csr(dtype=dtype, index=index)
+    rng = np.random.default_rng(3)
+    y = np.where(rng.random(X.shape[0]) < 0.5, 1.0, -1.0) if loss == "logistic" else rng.standard_normal(X.shape[0])
+    s = rng.uniform(0.0, 2.0, X.shape[0])
+    s[:10] = 0.0
+    be = _backend()(X, y, s, LOSSES[loss])
+    ref = NumpyBackend(X.astype(np.float64), y, s, LOSSES[loss])
+    w, v = rng.standard_normal(X.shape[1]), rng.standard_normal(X.shape[1])
+    calls = []
+
+    class Spy:
+        def __init__(self, module):
+            self._module = module
+
+        def __getattr__(self, name):
+            calls.append(name)
+            return getattr(self._module, name)
+
+    monkeypatch.setattr(be, "_cd", Spy(be._cd))
+    product = be.loss_grad_hessian(w, 0.3)[3]
+    ref_product = ref.loss_grad_hessian(w, 0.3)[3]
+    calls.clear()
+    hv, hb = product(v, 0.7)
+    assert calls == ["csr_hessian_product"]
+    ref_hv, ref_hb = ref_product(v, 0.7)
+    assert_close(hv, ref_hv)
+    assert hb == pytest.approx(ref_hb, rel=RTOL)
+    calls.clear()
+    diagonal, total = be.hessian_diagonal(w, 0.3)
+    assert calls == ["csr_rmatvec"]  # the squares only: the margins were kept
+    ref_diagonal, ref_total = ref.hessian_diagonal(w, 0.3)
+    assert_close(diagonal, ref_diagonal)
+    assert total == pytest.approx(ref_total, rel=RTOL)
+    calls.clear()
+    moved = be.hessian_diagonal(w + 1.0, 0.3)[0]  # elsewhere: the margins' pass again
+    assert calls == ["csr_matvec", "csr_rmatvec"]
+    assert_close(moved, ref.hessian_diagonal(w + 1.0, 0.3)[0])

@@ -559,6 +559,41 @@ def csr_rmatvec(const floating[::1] data, const integral[::1] indices, const int
                     out[indices[k]] += ri * <double>data[k]
 
 
+def csr_hessian_product(const floating[::1] data, const integral[::1] indices, const integral[::1] indptr,
+                        const double[::1] c, const double[::1] v, double vb, double[::1] out):
+    """The one-output data Hessian times ``(v, vb)`` in one pass: overwrites ``out`` with
+    ``X^T t`` and returns ``sum_i t_i``, ``t_i = c_i (x_i v + vb)`` (``c``: the curvature
+    weights ``s_i loss''_i``). Each row is read once: its dot product brings it into
+    cache for its scatter (two passes, ``X v`` then ``X^T t``, read X twice). Per row the
+    arithmetic is that of :func:`csr_matvec` then :func:`csr_rmatvec`; rows of weight 0
+    are skipped."""
+    cdef Py_ssize_t n = indptr.shape[0] - 1, i, k, m
+    cdef const floating* vals
+    cdef const integral* cols
+    cdef double t, ci, total = 0.0
+    if c.shape[0] != n:
+        raise ValueError(f"c has {c.shape[0]} entries, expected {n}")
+    if out.shape[0] != v.shape[0]:
+        raise ValueError(f"out has {out.shape[0]} entries, expected {v.shape[0]}")
+    with nogil:
+        for k in range(out.shape[0]):
+            out[k] = 0.0
+        for i in range(n):
+            ci = c[i]
+            if ci == 0.0:
+                continue
+            m = get_row(&data[0], &indices[0], &indptr[0], i, &vals, &cols)
+            t = 0.0
+            for k in range(m):
+                t = t + <double>vals[k] * v[cols[k]]
+            t = (t + vb) * ci
+            total = total + t
+            if t != 0.0:
+                for k in range(m):
+                    out[cols[k]] += t * <double>vals[k]
+    return total
+
+
 def csr_row_norms_sq_merged(const floating[::1] data, const integral[::1] indices, const integral[::1] indptr,
                             Py_ssize_t n_features, double[::1] out):
     """``out[i] = ||x_i||^2`` where repeated column indices in a row are summed first
