@@ -230,30 +230,61 @@ class Backend:
     def gram(self, c):
         """``[X 1]^T diag(c) [X 1]`` for weights ``c``, a ``(d + 1) x (d + 1)`` float64
         matrix (the last row and column are those of the intercept's constant column).
-        Dense X: a BLAS-3 ``syrk`` on ``sqrt(c) X`` per block of rows (weights of both
-        signs: a ``gemm`` with ``c X``); CSR: a sparse product per block (``sum_i nnz_i^2``
-        work). X is never copied whole."""
+        Dense X: tikhon's compiled kernel on the fit's threads (:func:`_dense_gram`);
+        CSR: a sparse product per block of rows (``sum_i nnz_i^2`` work). X is never
+        copied whole."""
+        if input_format(self.X) != "csr":
+            return self._dense_gram(c)
+        d = self.n_features
+        G = np.zeros((d + 1, d + 1))
+        width = self.X.nnz / max(1, self.n_samples)
+        rows = int(max(256, self.GRAM_BLOCK_VALUES // max(1.0, width)))
+        for start, stop, block in self._float64_blocks(rows=rows):
+            ck = c[start:stop]
+            scaled = sp.csr_matrix((block.data * np.repeat(ck, np.diff(block.indptr)), block.indices,
+                                    block.indptr), shape=block.shape)
+            G[:d, :d] += (block.T @ scaled).toarray()
+        G[:d, d] = G[d, :d] = self.rmatvec(c)
+        G[d, d] = float(c.sum())
+        return G
+
+    # Dense Gram, measured on 2 cores (/work/scratch/h15/repro.py; best of 5, ms; "loaded":
+    # 2 busy processes beside): 1e6 x 100: BLAS dsyrk per row block (OpenBLAS's 2 threads)
+    # 2800 loaded (up to 28 s), tikhon's kernel ~200 quiet or loaded; see tikhon.backends._blas.
+    def _dense_gram(self, c):
+        """The dense Gram by :func:`tikhon.backends._blas.dense_gram` on the threads the
+        fit's budget and the cores free grant (one under load; counted as a Numba pass's
+        threads are); BLAS ``syrk``/``gemm`` per row block where no compiled kernel runs
+        (``NUMBA_DISABLE_JIT``)."""
+        from . import _blas
+
+        if not _blas.available():
+            return self._blas_gram(c)
+        from .._config import thread_budget
+        from .numba import _claim
+
+        wanted = min(_blas.chunk_count(self.n_samples, self.n_features), thread_budget())
+        with _claim(wanted) as granted:
+            return _blas.dense_gram(self.X, c, granted)
+
+    def _blas_gram(self, c):
+        """The dense Gram by BLAS: ``syrk`` on ``sqrt(c) X`` per block of rows (weights of
+        both signs: a ``gemm`` with ``c X``); BLAS's own threads."""
         from scipy.linalg.blas import dsyrk
 
         signed = bool(np.any(c < 0))
         d = self.n_features
         G = np.zeros((d + 1, d + 1))
         upper = np.zeros((d, d), order="F")
-        sparse = input_format(self.X) == "csr"
-        width = self.X.nnz / max(1, self.n_samples) if sparse else d
-        rows = int(max(256, self.GRAM_BLOCK_VALUES // max(1.0, width)))
+        rows = int(max(256, self.GRAM_BLOCK_VALUES // max(1, d)))
         for start, stop, block in self._float64_blocks(rows=rows):
             ck = c[start:stop]
-            if sparse:
-                scaled = sp.csr_matrix((block.data * np.repeat(ck, np.diff(block.indptr)), block.indices,
-                                        block.indptr), shape=block.shape)
-                G[:d, :d] += (block.T @ scaled).toarray()
-            elif signed:
+            if signed:
                 G[:d, :d] += block.T @ (block * ck[:, None])
             else:
                 scaled = block * np.sqrt(ck)[:, None]
                 upper = dsyrk(1.0, scaled.T, beta=1.0, c=upper, trans=0, lower=0, overwrite_c=1)
-        if not sparse and not signed:
+        if not signed:
             G[:d, :d] = np.triu(upper) + np.triu(upper, 1).T
         G[:d, d] = G[d, :d] = self.rmatvec(c)
         G[d, d] = float(c.sum())

@@ -22,8 +22,9 @@ for Cholesky: it pays where ``d`` is small (see :func:`tikhon.solvers.choose_sol
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import LinAlgError, cho_factor, cho_solve, eigh
+from scipy.linalg import eigh
 
+from ..backends._blas import cholesky_solve
 from ..objective import BlockDiagonal
 from ._common import FitResult, History, certified
 
@@ -43,20 +44,21 @@ def cost_in_passes(backend):
 
 
 def newton_step(H, g):
-    """``-H^{-1} g`` by Cholesky; by a floored eigendecomposition if ``H`` is not
-    numerically positive definite; block by block for a
-    :class:`tikhon.objective.BlockDiagonal`."""
+    """``-H^{-1} g`` by Cholesky (:func:`tikhon.backends._blas.cholesky_solve`: on the
+    calling thread, not LAPACK's threads, for Hessians of up to 512 parameters); by a
+    floored eigendecomposition if ``H`` is not numerically positive definite; block by
+    block for a :class:`tikhon.objective.BlockDiagonal`."""
     if isinstance(H, BlockDiagonal):
         step = np.empty_like(g)
         for block, idx in zip(H.blocks, H.index):
             step[idx] = newton_step(block, g[idx])
         return step
-    try:
-        return -cho_solve(cho_factor(H, check_finite=False), g, check_finite=False)
-    except LinAlgError:
-        values, vectors = eigh(H, check_finite=False)
-        floor = max(float(values[-1]), 1.0) * np.finfo(np.float64).eps * H.shape[0]
-        return -vectors @ ((vectors.T @ g) / np.maximum(values, floor))
+    solved = cholesky_solve(H, g)
+    if solved is not None:
+        return -solved
+    values, vectors = eigh(H, check_finite=False)
+    floor = max(float(values[-1]), 1.0) * np.finfo(np.float64).eps * H.shape[0]
+    return -vectors @ ((vectors.T @ g) / np.maximum(values, floor))
 
 
 # The largest Hessian formed: 5000^2 doubles are 200 MB and a 4e10-flop Cholesky; beyond,
