@@ -13,6 +13,14 @@ Arrays that arrive on a worker through Dask's serialization may be read-only or
 unaligned; Numba types those differently (a new compilation of every kernel, in every
 worker process), so they are copied to writable aligned arrays: chunks once, in
 :func:`pack`; coefficient vectors (``d`` entries) at every call.
+
+Several outputs (``K > 1``: a multinomial model's classes, a multi-target ridge's
+targets; ``y`` is then the class indices or the ``n x K`` targets): the ``multi_*``
+unit tasks, BLAS-3 products on row blocks of each chunk (:func:`_blocks64`), each
+block read once per pass for both of its products (margins ``X_b W^T`` for all K
+outputs, the pointwise terms of :mod:`tikhon.objective`'s loss, then ``R_b^T X_b``);
+they return ``[G.ravel() (K d entries), a, c (K entries)]`` so that the same
+:func:`combine` reduces them.
 """
 from __future__ import annotations
 
@@ -88,6 +96,8 @@ def _one_pass(op, chunk, w, b, code, rowvec, out, T):
     from . import _numba_kernels as k
 
     Xt, y, s = chunk
+    if y.ndim != 1:  # a multi-target chunk: these passes do not read y, the kernels type it 1-D
+        y = np.zeros(y.shape[0])
     with _numba_threads(T) as T, k.parallel_launch():
         return k.one_pass(op, Xt, y, s, w, float(b), code, rowvec, out, T)
 
@@ -209,6 +219,141 @@ def weight_sum(chunks):
     """``[sum s]`` over the chunks."""
     return np.array([sum(float(ch[2].sum()) for ch in chunks)])
 
+# ---- several outputs (K > 1): BLAS-3 products per row block, pointwise terms from the
+# ---- objective module (the NumPy reference's own functions, so results match it)
+BLOCK_VALUES = 1 << 16  # values (or stored entries) of X per row block: 512 KiB in float64
+
+
+def _blocks64(Xt, d):
+    """``(start, stop, block)``: consecutive row blocks of a chunk as float64 matrices
+    (dense: a view of a float64 chunk, a converted copy of a float32 block; CSR: a
+    matrix over views of the chunk's index arrays), at most one block copied at a time."""
+    if len(Xt) == 3:
+        data, indices, indptr = Xt
+        n = indptr.shape[0] - 1
+        width = max(1.0, indptr[-1] / max(1, n))
+    else:
+        n, width = Xt[0].shape[0], max(1, d)
+    rows = int(max(64, BLOCK_VALUES // width))
+    for start in range(0, n, rows):
+        stop = min(start + rows, n)
+        if len(Xt) == 3:
+            lo, hi = indptr[start], indptr[stop]
+            block = sp.csr_matrix((data[lo:hi].astype(np.float64, copy=False), indices[lo:hi],
+                                   indptr[start:stop + 1] - lo), shape=(stop - start, d))
+        else:
+            block = np.asarray(Xt[0][start:stop], dtype=np.float64)
+        yield start, stop, block
+
+
+def _times_t(block, W):
+    """``X_b W^T`` (rows x K) as a dense float64 array."""
+    return np.asarray(block @ W.T, dtype=np.float64)
+
+
+def _t_times(R, block):
+    """``R_b^T X_b`` (K x d) as a dense float64 array."""
+    return np.asarray(block.T @ R, dtype=np.float64).T
+
+
+def _multi_flat(G, a, c):
+    return np.concatenate([G.ravel(), [a], c])
+
+
+def _loss(name):
+    from ..objective import LOSSES
+
+    return LOSSES[name]
+
+
+def multi_loss_grad(chunks, W, b, loss, keep=False):
+    """``[(S loss')^T X, sum s loss, sum_i s_i loss'_i]`` summed over the chunks, at
+    margins ``X W^T + b`` (one visit of each row block: margins, loss, ``R^T X``).
+    ``keep``: also return the Hessian's row terms per chunk (the multinomial's
+    probabilities; ``None`` for the squared loss, whose weights are ``s``), which stay
+    on the worker (read by :func:`multi_hess` and :func:`multi_hess_diagonal`)."""
+    from ..objective import row_totals
+
+    fn, W, b = _loss(loss), _vec(W), _vec(b)
+    K, d = W.shape
+    G, a, c, curvatures = np.zeros((K, d)), 0.0, np.zeros(K), []
+    for Xt, y, s in chunks:
+        p = np.empty((y.shape[0], K)) if keep and loss == "multinomial" else None
+        for start, stop, block in _blocks64(Xt, d):
+            Z = _times_t(block, W) + b
+            yk, sk = y[start:stop], s[start:stop]
+            a += float(np.dot(sk, row_totals(fn.value(yk, Z))))
+            first, second = fn.derivative_curvature(yk, Z)
+            R = sk[:, None] * first
+            G += _t_times(R, block)
+            c += R.sum(axis=0)
+            if p is not None:
+                p[start:stop] = second
+        curvatures.append(p)
+    flat = _multi_flat(G, a, c)
+    return (flat, curvatures) if keep else flat
+
+
+def _row_terms(loss, p, s, T):
+    """The data Hessian's row terms applied to ``T`` (rows x K): ``s (diag(p) - p p^T) t``
+    for the multinomial, ``s t`` for the squared loss (as ``Backend._hessian_product``)."""
+    if loss == "multinomial":
+        return _loss(loss).hessian_product(p, s, T)
+    T *= s[:, None]
+    return T
+
+
+def multi_hess(chunks, state, V, vb, loss):
+    """``[H_ww V + h_wb vb (K x d), 0, h_bw V + h_bb vb (K)]`` with the row terms of a
+    :func:`multi_loss_grad` ``keep`` result ``state`` (``None``: the weights ``s``, the
+    squared loss's Hessian): one visit of each row block."""
+    V, vb = _vec(V), _vec(vb)
+    K, d = V.shape
+    curvatures = [None] * len(chunks) if state is None else state[1]
+    G, c = np.zeros((K, d)), np.zeros(K)
+    for (Xt, _, s), p in zip(chunks, curvatures):
+        for start, stop, block in _blocks64(Xt, d):
+            T = _times_t(block, V) + vb
+            T = _row_terms(loss, None if p is None else p[start:stop], s[start:stop], T)
+            G += _t_times(T, block)
+            c += T.sum(axis=0)
+    return _multi_flat(G, 0.0, c)
+
+
+def multi_hess_diagonal(chunks, state, loss, K, d):
+    """``[sum_i D_ik x_ij^2 (K x d), 0, sum_i D_ik (K)]``: the diagonal of the data term's
+    Hessian, ``D = s p (1 - p)`` (multinomial) or ``s`` in every column (squared)."""
+    G, c = np.zeros((K, d)), np.zeros(K)
+    for (Xt, _, s), p in zip(chunks, state[1]):
+        for start, stop, block in _blocks64(Xt, d):
+            sk = s[start:stop, None]
+            D = sk * p[start:stop] * (1.0 - p[start:stop]) if loss == "multinomial" else np.repeat(sk, K, axis=1)
+            square = block.multiply(block) if sp.issparse(block) else np.square(block)
+            G += _t_times(D, square)
+            c += D.sum(axis=0)
+    return _multi_flat(G, 0.0, c)
+
+
+def multi_matvec(chunks, W):
+    """``[X W^T]`` per chunk (rows x K, float64)."""
+    W = _vec(W)
+    d = W.shape[1]
+    return [np.concatenate([_times_t(block, W) for _, _, block in _blocks64(Xt, d)]
+                           or [np.empty((0, W.shape[0]))]) for Xt, _, _ in chunks]
+
+
+def multi_rmatvec(chunks, pieces, d):
+    """``[R^T X (K x d), 0, sum_i r_i (K)]`` summed over the chunks, ``pieces[k]`` the
+    rows x K block of ``R`` of chunk k."""
+    K = pieces[0].shape[1] if pieces else 0
+    G, c = np.zeros((K, d)), np.zeros(K)
+    for (Xt, _, _), R in zip(chunks, pieces):
+        R = _vec(R)
+        for start, stop, block in _blocks64(Xt, d):
+            G += _t_times(R[start:stop], block)
+        c += R.sum(axis=0)
+    return _multi_flat(G, 0.0, c)
+
 
 def combine(*parts):
     """A node of the tree reduction: the sum of partial results, in a fixed order."""
@@ -220,24 +365,29 @@ def combine(*parts):
 
 # ---- lazy predictions (map_blocks on the user's chunks) ----
 def margins(X, coef, b):
-    """``X coef + b`` for one block, computed as the in-memory estimator does
-    (product in X's dtype, then float64)."""
+    """``X coef + b`` for one block (``coef`` K x d: the rows x K margins ``X W^T + b``),
+    computed as the in-memory estimator does (product in X's dtype, then float64)."""
     if sp.issparse(X):
         X = _checked_csr(X)
-    z = X @ np.asarray(coef, dtype=X.dtype)
+    coef = np.asarray(coef, dtype=X.dtype)
+    if coef.ndim == 2:
+        return np.asarray(X @ coef.T, dtype=np.float64) + b
+    z = X @ coef
     return np.asarray(z, dtype=np.float64).ravel() + b
 
 
 def labels(z, classes):
-    """Predicted labels from one block of margins."""
-    return classes[(z > 0).astype(int)]
+    """Predicted labels from one block of margins (rows x K: the largest margin's class)."""
+    return classes[np.argmax(z, axis=1) if z.ndim == 2 else (z > 0).astype(int)]
 
 
 def probabilities(z, log):
     """``[P(classes_[0]), P(classes_[1])]`` (or their logs) from one block of margins,
-    as the in-memory estimator computes them."""
-    from scipy.special import expit, log_expit
+    as the in-memory estimator computes them; rows x K margins: the softmax."""
+    from scipy.special import expit, log_expit, log_softmax, softmax
 
+    if z.ndim == 2:
+        return log_softmax(z, axis=1) if log else softmax(z, axis=1)
     if log:
         return np.column_stack([log_expit(-z), log_expit(z)])
     p = expit(z)

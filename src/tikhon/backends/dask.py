@@ -22,6 +22,16 @@ the chunk size. The Hessian weights of the last ``loss_grad_hessian`` stay on th
 workers, one vector per chunk, for the Newton-CG products and the diagonal
 preconditioner.
 
+Several outputs (``n_outputs = K > 1``: a multinomial model's K classes, or a ridge
+with K targets; ``W`` is K x d, ``y`` the class indices or the n x K targets, packed
+into the chunks as in memory): the same passes, one per gradient and one per Hessian
+product, by the ``multi_*`` unit tasks of :mod:`tikhon.backends._dask_chunks`: each
+chunk computes its margins for all K outputs, the softmax or the residuals and its
+part of ``R^T X`` in one visit of each row block (BLAS-3, accumulated in float64 for
+float32 chunks too), and returns ``K d + K + 1`` numbers, reduced as above; the
+multinomial's probabilities stay on the workers for the Hessian products and the
+K-output Hessian diagonal.
+
 Persisting. If ``X`` fits in half the cluster's memory (sum of the workers'
 ``memory_limit``, :data:`PERSIST_FRACTION`), the chunks are persisted once, when the
 backend is built, and every pass reuses them. Otherwise (data larger than the
@@ -237,10 +247,15 @@ def _row_chunked(X):
 
 
 def _aligned(v, chunks, da):
-    """A float64 1-D dask array with the given row chunks (numpy input is split)."""
+    """Per-chunk delayed blocks of a float64 dask array with the given row chunks (numpy
+    input is split): an n-vector, or n x K targets (one column chunk)."""
     if is_dask(v):
-        return da.asarray(v).astype(np.float64).rechunk((chunks,))
-    return da.from_array(np.asarray(v, dtype=np.float64), chunks=(chunks,))
+        v = da.asarray(v).astype(np.float64)
+        v = v.rechunk((chunks,) + tuple((k,) for k in v.shape[1:]))
+    else:
+        v = np.asarray(v, dtype=np.float64)
+        v = da.from_array(v, chunks=(chunks,) + v.shape[1:])
+    return v.to_delayed().ravel()
 
 
 class DaskBackend(Backend):
@@ -255,6 +270,7 @@ class DaskBackend(Backend):
     name = "dask"
     formats = frozenset({"dask"})
     loops = frozenset()
+    multi_output = True
 
     @classmethod
     def availability(cls):
@@ -266,9 +282,7 @@ class DaskBackend(Backend):
         return None
 
     def __init__(self, X, y, sample_weight, loss, n_outputs=1, client=None, persist=None, worker_grace=None):
-        if n_outputs > 1:
-            raise ValueError(f"backend 'dask' fits one output; this model has {n_outputs}")
-        self.n_outputs = 1
+        self.n_outputs = int(n_outputs)
         dask, da, _ = _import()
         from . import _numba_kernels as kernels
 
@@ -282,7 +296,7 @@ class DaskBackend(Backend):
         self.loss = loss
         self.n_samples, self.n_features = X.shape
         self.client = client if client is not None else _client_for(X)
-        self._code = kernels.LOSS_CODES[loss.name]
+        self._code = kernels.LOSS_CODES[loss.name] if n_outputs == 1 else None  # K outputs: multi_* tasks
         self._T = resolve_threads()  # None: each unit uses its worker's thread count
         rows = X.chunks[0]
         self._bounds = np.concatenate(([0], np.cumsum(rows))).astype(np.int64)
@@ -291,8 +305,8 @@ class DaskBackend(Backend):
         self._curvature = None  # (w, b, per-unit futures) of the last loss_grad_hessian
 
         # targets and weights, one (y, s) pair per chunk, persisted (n numbers)
-        yb = _aligned(y, rows, da).to_delayed()
-        sb = _aligned(sample_weight, rows, da).to_delayed()
+        yb = _aligned(y, rows, da)
+        sb = _aligned(sample_weight, rows, da)
         with _n_vectors_in_graph():
             ys = self.client.persist([dask.delayed(C.pack_targets, pure=True)(a, b) for a, b in zip(yb, sb)])
         chunks = [dask.delayed(C.pack, pure=True)(xb, t) for xb, t in zip(X.to_delayed().ravel(), ys)]
@@ -378,8 +392,22 @@ class DaskBackend(Backend):
     def _split(flat):
         return flat[:-2], float(flat[-2]), float(flat[-1])
 
+    def _split_multi(self, flat, K=None):
+        """``(G (K x d), a, c (K,))`` of a reduced ``multi_*`` result."""
+        K = self.n_outputs if K is None else K
+        kd = K * self.n_features
+        return flat[:kd].reshape(K, self.n_features), float(flat[kd]), flat[kd + 1:]
+
+    @property
+    def _multi(self):
+        return self.n_outputs > 1
+
     # ---- data-term kernels ----
     def loss_grad(self, w, b):
+        if self._multi:
+            G, a, c = self._split_multi(self._reduce(self._launch(C.multi_loss_grad, _f64(w), _f64(b),
+                                                                  self.loss.name)))
+            return a, G, c
         g, a, c = self._split(self._reduce(self._launch(C.loss_grad, _f64(w), float(b), self._code, _UNIT_T)))
         return a, g, c
 
@@ -387,21 +415,32 @@ class DaskBackend(Backend):
         """Per-unit futures of ``loss_grad_curvature`` at ``(w, b)`` (the Hessian weights
         stay on the workers); reused when asked again at the same point."""
         cached = self._curvature
-        if cached is not None and cached[1] == float(b) and np.array_equal(cached[0], w):
+        if cached is not None and np.array_equal(cached[1], b) and np.array_equal(cached[0], w):
             return cached[2]
-        states = self._launch(C.loss_grad_curvature, _f64(w), float(b), self._code, _UNIT_T)
-        self._curvature = (np.array(w, dtype=np.float64), float(b), states)
+        if self._multi:
+            states = self._launch(C.multi_loss_grad, _f64(w), _f64(b), self.loss.name, True)
+        else:
+            states = self._launch(C.loss_grad_curvature, _f64(w), float(b), self._code, _UNIT_T)
+        self._curvature = (np.array(w, dtype=np.float64), np.array(b, dtype=np.float64), states)
         return states
 
     def loss_grad_hessian(self, w, b):
         self._curvature = None  # a new point: always one fresh pass
         states = self._curvature_at(w, b)
         firsts = [self.client.submit(C.first, st, pure=False) for st in states]
-        g, a, c = self._split(self._reduce(firsts))
+        if self._multi:
+            g, a, c = self._split_multi(self._reduce(firsts))
+        else:
+            g, a, c = self._split(self._reduce(firsts))
 
         def product(v, vb=0.0):
+            per_unit = [(st,) for st in states]
+            if self._multi:
+                hv, _, hb = self._split_multi(self._reduce(
+                    self._launch(C.multi_hess, _f64(v), _f64(vb), self.loss.name, per_unit=per_unit)))
+                return hv, hb
             hv, _, hb = self._split(self._reduce(
-                self._launch(C.hess, _f64(v), float(vb), _UNIT_T, per_unit=[(st,) for st in states])))
+                self._launch(C.hess, _f64(v), float(vb), _UNIT_T, per_unit=per_unit)))
             return hv, hb
 
         return a, g, c, product
@@ -410,8 +449,13 @@ class DaskBackend(Backend):
         """``(sum_i d_i x_ij^2, sum_i d_i)``, ``d_i = s_i loss''_i``: one pass, reusing the
         Hessian weights of the last ``loss_grad_hessian`` when it was at the same point."""
         states = self._curvature_at(w, b)
-        g, _, c = self._split(self._reduce(
-            self._launch(C.hess_diagonal, self.n_features, per_unit=[(st,) for st in states])))
+        per_unit = [(st,) for st in states]
+        if self._multi:  # K outputs: (K x d, K), the multinomial's d_ik = s_i p_ik (1 - p_ik)
+            g, _, c = self._split_multi(self._reduce(
+                self._launch(C.multi_hess_diagonal, self.loss.name, self.n_outputs, self.n_features,
+                             per_unit=per_unit)))
+            return g, c
+        g, _, c = self._split(self._reduce(self._launch(C.hess_diagonal, self.n_features, per_unit=per_unit)))
         return g, c
 
     def _rows(self, per_unit_lists):
@@ -423,15 +467,23 @@ class DaskBackend(Backend):
         return np.concatenate(pieces) if pieces else np.empty(0)
 
     def matvec(self, w):
-        """``X w`` gathered to the driver (an n-vector: used for the final certificate)."""
-        return self._rows(self._gather(self._launch(C.matvec, _f64(w), _UNIT_T), "gathering an n-vector"))
+        """``X w`` gathered to the driver (an n-vector: used for the final certificate);
+        ``X W^T`` (n x K) for a K x d ``W``."""
+        w = _f64(w)
+        if w.ndim == 2:
+            return self._rows(self._gather(self._launch(C.multi_matvec, w), "gathering the n x K margins"))
+        return self._rows(self._gather(self._launch(C.matvec, w, _UNIT_T), "gathering an n-vector"))
 
     def rmatvec(self, r):
-        """``X^T r`` for an n-vector ``r`` on the driver (each chunk receives its piece)."""
+        """``X^T r`` for an n-vector ``r`` on the driver (each chunk receives its piece);
+        ``R^T X`` (K x d) for an n x K ``R``."""
         r = np.ascontiguousarray(r, dtype=np.float64)
         lo, hi = self._bounds[:-1], self._bounds[1:]
         pieces = [([r[lo[k]:hi[k]] for k in ks],) for _, ks in self._units]
         with _n_vectors_in_graph():
+            if r.ndim == 2:
+                futures = self._launch(C.multi_rmatvec, self.n_features, per_unit=pieces)
+                return self._split_multi(self._reduce(futures), K=r.shape[1])[0]
             futures = self._launch(C.rmatvec, self.n_features, _UNIT_T, per_unit=pieces)
         g, _, _ = self._split(self._reduce(futures))
         return g
@@ -511,9 +563,10 @@ def _gather_vector(v, client=None, grace=None, dtype=np.float64):
 def validate(estimator, X, reset, y=None):
     """Check a dask ``X`` (2-D array, known row chunks, numeric) without computing it.
 
-    Non-float dtypes are cast to float64 lazily (chunk by chunk). ``y`` (an n-vector)
-    is returned as a NumPy array: the estimators check labels and start from the best
-    constant on the driver. Sets/checks ``n_features_in_`` as ``validate_data`` does.
+    Non-float dtypes are cast to float64 lazily (chunk by chunk). ``y`` (an n-vector,
+    or n x T targets of a ridge) is returned as a NumPy array: the estimators check
+    labels and start from the best constant on the driver. Sets/checks
+    ``n_features_in_`` as ``validate_data`` does.
     """
     import dask.array as da  # not distributed: its absence is reported when the backend is chosen
 
@@ -536,28 +589,36 @@ def validate(estimator, X, reset, y=None):
     if y is None:
         return X
     y = _gather_vector(y, dtype=None)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y.ravel()
-    if y.ndim != 1 or y.shape[0] != X.shape[0]:
-        raise ValueError(f"y must be a 1-D array of {X.shape[0]} entries, got shape {y.shape}")
+    if y.ndim == 2 and y.shape[1] == 1 and getattr(estimator, "_loss", None) != "squared":
+        y = y.ravel()  # labels of one column; a ridge keeps scikit-learn's (n, 1) shapes, as in memory
+    if y.ndim not in (1, 2) or y.shape[0] != X.shape[0]:
+        raise ValueError(f"y must be a 1-D array of {X.shape[0]} entries (or {X.shape[0]} rows of targets), "
+                         f"got shape {y.shape}")
     return X, y
 
 
 def margins(estimator, X):
     """Lazy ``X coef + intercept`` (a dask array), blockwise as in memory."""
     X = _row_chunked(validate(estimator, X, reset=False))
-    coef = np.ravel(estimator.coef_)
-    b = float(np.ravel(estimator.intercept_)[0])
-    return X.map_blocks(C.margins, coef, b, drop_axis=1, dtype=np.float64)
+    coef = np.asarray(estimator.coef_)
+    if coef.ndim == 1 or (coef.shape[0] == 1 and estimator._loss == "logistic"):  # one output: a vector
+        b = float(np.ravel(estimator.intercept_)[0])
+        return X.map_blocks(C.margins, np.ravel(coef), b, drop_axis=1, dtype=np.float64)
+    b = np.asarray(estimator.intercept_, dtype=np.float64)  # K outputs: n x K, as in memory
+    return X.map_blocks(C.margins, coef, b, chunks=(X.chunks[0], (coef.shape[0],)), dtype=np.float64)
 
 
 def predict_labels(estimator, X):
     """Lazy class labels for dask ``X`` (a dask array)."""
     z = estimator.decision_function(X)
+    if z.ndim == 2:  # K classes: the largest margin's
+        return z.map_blocks(C.labels, estimator.classes_, drop_axis=1, dtype=estimator.classes_.dtype)
     return z.map_blocks(C.labels, estimator.classes_, dtype=estimator.classes_.dtype)
 
 
 def probabilities(estimator, X, log=False):
     """Lazy ``predict_proba`` (``log``: ``predict_log_proba``) for dask ``X``."""
     z = estimator.decision_function(X)
+    if z.ndim == 2:  # K classes: the softmax of each block's rows
+        return z.map_blocks(C.probabilities, log, dtype=np.float64)
     return z.map_blocks(C.probabilities, log, new_axis=1, chunks=(z.chunks[0], (2,)), dtype=np.float64)
