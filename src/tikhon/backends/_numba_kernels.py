@@ -83,6 +83,7 @@ def _cache_problem(message):
 # it took at DEBUG. Its callees compile inside it and are not announced.
 logger = logging.getLogger("tikhon")
 ENTRY_POINTS = frozenset({"one_pass", "loss_grad", "batch_loss_grad", "gd_loop", "sgd_loop"})
+MULTI_ENTRY_POINTS = frozenset({"multi_pass"})  # of tikhon.backends._numba_multi (K columns)
 
 
 def describe_input(sig):
@@ -118,7 +119,7 @@ if _FunctionCache is not None:
                 except Exception:
                     self.disable()
                 data = None
-            if data is None and self._py_func.__name__ in ENTRY_POINTS:
+            if data is None and self._py_func.__name__ in ENTRY_POINTS | MULTI_ENTRY_POINTS:
                 self._compile_started = time.perf_counter()
                 _announce_compile(self._py_func.__name__, sig,
                                   f"cached in {self.cache_path} for later processes")

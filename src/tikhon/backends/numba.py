@@ -92,6 +92,8 @@ class NumbaCacheWarning(UserWarning):
 # parallel region (waking the pool's threads) costs more than it saves.
 MIN_PARALLEL_WORK = 1 << 16
 CSR_ENTRY_WORK = 4
+# K-column passes keep a d x K gradient buffer per chunk: at most this much in all.
+MULTI_BUFFER_BYTES = 1 << 27
 
 _use = threading.Condition()
 _in_use = 0  # Numba threads running tikhon passes now, over all Python threads
@@ -155,14 +157,35 @@ def _f64(v):
     return np.ascontiguousarray(v, dtype=np.float64)
 
 
+def _writable(a):
+    """``a`` as a C-contiguous float64 array that is writable (a read-only one would be
+    another compiled specialization of the kernel): a copy only if needed."""
+    a = _f64(a)
+    return a if a.flags.writeable else a.copy()
+
+
 class NumbaBackend(Backend):
-    """Fused Numba kernels (see the module docstring)."""
+    """Fused Numba kernels (see the module docstring).
+
+    Several outputs (``n_outputs = K > 1``: a multinomial model, a ridge with K targets)
+    run the K-column kernels of :mod:`tikhon.backends._numba_multi`, each one pass over X
+    for all K columns, parallel over the same row chunks as the one-column passes (fewer
+    when their ``d x K`` gradient buffers would pass ``MULTI_BUFFER_BYTES``): ``X W^T``,
+    ``R^T X``; ``loss_grad`` fused by blocks of rows (margins, softmax or residuals, value
+    and ``X^T R``, no ``n x K`` temporary); ``loss_grad_hessian`` keeps the ``n x K``
+    probabilities of the multinomial, and each Hessian product is one fused pass; the
+    Hessian diagonal's squares one pass. Dense rows meet 4 rows of ``W`` at a time
+    (vectorized dot products, the partial sums in registers), F-order blocks are swept
+    column by column, CSR rows gather 8/4/2/1 columns of ``W^T`` at a time. Other
+    losses with several outputs take the base class's kernels on these products.
+    """
 
     name = "numba"
     formats = frozenset({"dense", "csr"})
     loops = frozenset({"gd", "sgd"})
-    # Several outputs (multinomial, multi-target ridge): the base class's kernels on
-    # one-column passes (K passes a product) until the fused K-column kernel lands.
+    # Several outputs (multinomial, multi-target ridge): the K-column kernels of
+    # _numba_multi, one pass over X for all K columns (products, the fused multinomial
+    # and squared-loss gradients, their Hessian products, the Hessian diagonal).
     multi_output = True
 
     @classmethod
@@ -192,6 +215,21 @@ class NumbaBackend(Backend):
         self._empty = np.empty(0)
         self._zeros_d = np.zeros(self.n_features)
         self._chunks = self._chunk_count(X)
+        self._csr = input_format(X) == "csr"
+        self._init_multi(y, loss)
+
+    def _init_multi(self, y, loss):
+        """What the K-column kernels read: class indices (multinomial) or an ``n x K``
+        target matrix (squared loss) of several outputs, as float64 (no copy from the
+        estimators); nothing for one output (its K-column products need neither)."""
+        from . import _numba_multi
+
+        self._m = _numba_multi
+        K = self.n_outputs
+        several = K > 1 and loss.name in ("multinomial", "squared")
+        self._multi_loss = loss.name if several else None
+        self._y1 = _f64(y) if several and loss.name == "multinomial" else self._empty
+        self._Y = _f64(y).reshape(self.n_samples, K) if several and loss.name == "squared" else np.empty((0, K))
 
     def _chunk_count(self, X):
         """Row chunks per pass (see "Chunks and threads" above)."""
@@ -202,37 +240,47 @@ class NumbaBackend(Backend):
         per_chunk = max(1, MIN_PARALLEL_WORK, 8 * self.n_features)
         return int(max(1, min(os.cpu_count() or 1, X.shape[0], work // per_chunk)))
 
-    def _thread_count(self):
-        """Threads for one pass: at most its chunks, the fit's budget
-        (:func:`tikhon._config.thread_budget`) and Numba's count for this thread."""
+    def _multi_chunk_count(self, K):
+        """Row chunks of a K-column pass: those of a one-column pass, fewer if their
+        gradient buffers (``d x K`` float64 each) would pass MULTI_BUFFER_BYTES in all
+        (the text CSR, d = 1e5 and K = 20: 16 MB a chunk). From the data alone."""
+        per_chunk = 8 * self.n_features * K
+        return int(max(1, min(self._chunks, MULTI_BUFFER_BYTES // max(1, per_chunk))))
+
+    def _thread_count(self, chunks=None):
+        """Threads for one pass of ``chunks`` (default: a one-column pass's) row chunks:
+        at most its chunks, the fit's budget (:func:`tikhon._config.thread_budget`) and
+        Numba's count for this thread."""
         import numba
 
-        if self._chunks == 1:
+        chunks = self._chunks if chunks is None else chunks
+        if chunks == 1:
             return 1
         limit = numba.get_num_threads() if resolve_threads() is None else numba.config.NUMBA_NUM_THREADS
-        return max(1, min(self._chunks, thread_budget(), limit))
+        return max(1, min(chunks, thread_budget(), limit))
 
     def solving(self):
         """A solve counts as one of the fits sharing the cores (:func:`sharing_cores`)."""
         return sharing_cores()
 
     @contextmanager
-    def _launch(self):
+    def _launch(self, chunks=None):
         """Around one kernel call that may start a parallel region: its thread count
         (:meth:`_thread_count`, granted from the cores free of other tikhon passes, set
         with ``numba.set_num_threads``, per Python thread, restored after) and the
         launch guard of the threading layer (see the module docstring). Yields the
-        chunk count to pass to the kernel."""
+        chunk count to pass to the kernel (``chunks``, default a one-column pass's)."""
         import numba
 
-        wanted = self._thread_count()
+        chunks = self._chunks if chunks is None else chunks
+        wanted = self._thread_count(chunks)
         current = numba.get_num_threads()
         with self._k.parallel_launch():
             granted = _take(wanted)
             try:
                 if granted != current:
                     numba.set_num_threads(granted)
-                yield self._chunks
+                yield chunks
             finally:
                 if granted != current:
                     numba.set_num_threads(current)
@@ -248,28 +296,96 @@ class NumbaBackend(Backend):
                               rowvec, out, chunks)
 
     def matvec(self, w):
-        if np.ndim(w) == 2:  # X W^T, a column at a time
-            return np.column_stack([self.matvec(row) for row in w])
+        """``X w``, or ``X W^T`` (n x K) for a K x d ``W``: one pass for all K columns."""
+        if np.ndim(w) == 2:
+            out = np.empty((self.n_samples, np.shape(w)[0]))
+            self._multi_pass(self._m.OP_MATMAT, w, out=out)
+            return out
         out = np.empty(self.n_samples)
         self._pass(self._k.OP_MATVEC, _f64(w), out=out)
         return out
 
     def rmatvec(self, r):
-        if np.ndim(r) == 2:  # R^T X, a column at a time
-            return np.stack([self.rmatvec(np.ascontiguousarray(col)) for col in r.T])
+        """``X^T r``, or ``R^T X`` (K x d) for an n x K ``R``: one pass for all K columns."""
+        if np.ndim(r) == 2:
+            return self._multi_pass(self._m.OP_RMATMAT, rows=r)[0]
         g, _, _ = self._pass(self._k.OP_RMATVEC, self._zeros_d, rowvec=_f64(r))
         return g
 
+    # ---- K-column passes (several outputs) ----
+    def _multi_pass(self, op, w=None, b=0.0, rows=None, out=None):
+        """One call of :func:`tikhon.backends._numba_multi.multi_pass`: ``w`` (K x d) or
+        ``None``, ``b`` a scalar or K values, ``rows`` its ``P`` (n x K), ``out`` the
+        margins of ``OP_MATMAT``. Returns ``(G as K x d, value, gb)``."""
+        m = self._m
+        K = np.shape(w)[0] if w is not None else rows.shape[1]
+        # W and b are copied (K x d values), always writable: one compiled specialization
+        if w is None:
+            W = np.empty((0, 0))
+        else:  # the CSR kernels gather from W^T: K contiguous values per feature
+            W = np.array(np.asarray(w, dtype=np.float64).T if self._csr else w, dtype=np.float64, order="C")
+        bv = np.empty(K)
+        bv[:] = b
+        y1, Y = (self._y1, self._Y) if self._fused() else (self._empty, np.empty((0, K)))
+        rows = np.empty((0, K)) if rows is None else _writable(rows)
+        out = np.empty((0, K)) if out is None else out
+        with self._launch(self._multi_chunk_count(K)) as chunks:
+            G, value, gb, bad = m.multi_pass(op, self._Xt, W, bv, y1, Y, self._s, rows, out,
+                                             self.n_features, K, chunks)
+        if bad >= 0:
+            raise ValueError(f"y[{bad}] = {self.y[bad]} is not a class index in 0..{K - 1}")
+        if self._csr and G.size:
+            G = np.ascontiguousarray(G.T)
+        return G, float(value), gb
+
+    def _fused(self):
+        """Whether the K-column loss kernels apply (several outputs of a loss they know)."""
+        return self.n_outputs > 1 and self._multi_loss is not None
+
+    def _multi_loss_grad(self, w, b, proba=None):
+        op = self._m.OP_MULTINOMIAL if self._multi_loss == "multinomial" else self._m.OP_SQUARED
+        G, value, gb = self._multi_pass(op, w, b, rows=proba)
+        return value, G, gb
+
+    def hessian_diagonal(self, w, b):
+        """As the base class; for several outputs the squares are accumulated in one
+        K-column pass over X (no squared copy of X's blocks)."""
+        if self.n_outputs == 1:
+            return super().hessian_diagonal(w, b)
+        d = np.ascontiguousarray(self._curvature_weights(w, b))
+        return self._multi_pass(self._m.OP_SQUARES, rows=d)[0], d.sum(axis=0)
+
     # ---- fused data-term kernels ----
     def loss_grad(self, w, b):
+        """One fused pass over X (several outputs too: margins, pointwise loss and
+        gradient by blocks of rows, no n x K temporary)."""
         if self.n_outputs > 1:
-            return super().loss_grad(w, b)
+            if not self._fused():
+                return super().loss_grad(w, b)
+            return self._multi_loss_grad(w, b)
         g, loss, gb = self._pass(self._k.OP_LOSS_GRAD, _f64(w), b)
         return float(loss), g, float(gb)
 
+    def _multi_loss_grad_hessian(self, w, b):
+        """Several outputs: the gradient pass keeps the n x K probabilities (multinomial;
+        the squared loss's Hessian needs only ``s``); each product is one fused pass."""
+        multinomial = self._multi_loss == "multinomial"
+        proba = np.empty((self.n_samples, self.n_outputs)) if multinomial else None
+        value, G, gb = self._multi_loss_grad(w, b, proba)
+        m = self._m
+        op, rows = (m.OP_MULTINOMIAL_HESS, proba) if multinomial else (m.OP_SQUARED_HESS, None)
+
+        def product(v, vb=0.0):
+            hv, _, hb = self._multi_pass(op, v, vb, rows=rows)
+            return hv, hb
+
+        return value, G, gb, product
+
     def loss_grad_hessian(self, w, b):
         if self.n_outputs > 1:
-            return super().loss_grad_hessian(w, b)
+            if not self._fused():
+                return super().loss_grad_hessian(w, b)
+            return self._multi_loss_grad_hessian(w, b)
         dvec = np.empty(self.n_samples)
         g, loss, gb = self._pass(self._k.OP_LOSS_GRAD, _f64(w), b, out=dvec)
         hess = self._k.OP_HESS
