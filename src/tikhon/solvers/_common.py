@@ -52,7 +52,17 @@ class Problem:
         w, b = self.split(theta)
         data_loss, gw, gb, gram = self.backend.loss_grad_gram(w, b)
         obj = self.objective
+        if obj.loss == "squared" and obj.fit_intercept and 0 not in self._anchors:
+            self._anchor_from_gram(gram)
         return obj.value(data_loss, w), obj.gradient(gw, gb, w), obj.hessian_matrix(gram)
+
+    def _anchor_from_gram(self, gram):
+        """The squared loss's intercept anchor ``(X^T s, sum(s))`` is the Gram's last
+        column (its weights are ``s loss'' = s``; :meth:`Backend.gram`): kept, so that
+        :meth:`gap` needs no pass of its own."""
+        G = gram[(0, 0)] if isinstance(gram, dict) else gram
+        d = self.backend.n_features
+        self._anchors[0] = (np.array(G[:d, d], dtype=np.float64), float(G[d, d]))
 
     def hessian_diagonal(self, theta):
         """Diagonal of ``Hess P`` at ``theta`` (for preconditioning): two passes over X."""
