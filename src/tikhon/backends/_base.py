@@ -248,9 +248,8 @@ class Backend:
         G[d, d] = float(c.sum())
         return G
 
-    # Dense Gram, measured on 2 cores (/work/scratch/h15/repro.py; best of 5, ms; "loaded":
-    # 2 busy processes beside): 1e6 x 100: BLAS dsyrk per row block (OpenBLAS's 2 threads)
-    # 2800 loaded (up to 28 s), tikhon's kernel ~200 quiet or loaded; see tikhon.backends._blas.
+    # Dense Gram of 1e6 x 100 beside 2 busy processes on 2 cores: BLAS dsyrk per row block
+    # (OpenBLAS's 2 threads) 2.8 to 28 s, tikhon's kernel 0.2 to 1.5 s (see tikhon.backends._blas).
     def _dense_gram(self, c):
         """The dense Gram by :func:`tikhon.backends._blas.dense_gram` on the threads the
         fit's budget and the cores free grant (one under load; counted as a Numba pass's
@@ -260,11 +259,7 @@ class Backend:
 
         if not _blas.available():
             return self._blas_gram(c)
-        from .._config import thread_budget
-        from .numba import _claim
-
-        wanted = min(_blas.chunk_count(self.n_samples, self.n_features), thread_budget())
-        with _claim(wanted) as granted:
+        with _blas.threads_for(_blas.chunk_count(self.n_samples, self.n_features)) as granted:
             return _blas.dense_gram(self.X, c, granted)
 
     def _blas_gram(self, c):

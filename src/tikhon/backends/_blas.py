@@ -1,38 +1,48 @@
-"""The dense Gram matrix ``[X 1]^T diag(c) [X 1]`` on tikhon's own threads.
+"""Tikhon's own replacements for the BLAS-3 and LAPACK calls of its solvers.
 
-Why not BLAS: OpenBLAS's threaded ``syrk``/``gemm`` (the pthreads build numpy and
-scipy ship) synchronize their threads by spinning, so beside other busy processes a
-call waits for descheduled threads: on this 2-core machine, 2 busy processes beside,
-the Gram of 1e6 x 100 (100 ``dsyrk`` calls on row blocks) took 2.8 to 28 s against
-0.33 s with BLAS limited to one thread. No per-call way to keep OpenBLAS on one
-thread exists: ``syrk`` goes threaded for any output of 100 columns or more
-(``interface/syrk.c``: ``args.n < 100``, whatever the rows), ``gemm`` once
-``m n k > 65536 * GEMM_MULTITHREAD_THRESHOLD`` (16 rows of a 128-column Gram), and
-``openblas_set_num_threads_local`` is process-wide in these builds (set from a worker
-thread, the main thread's count changes too: checked on 0.3.30 and 0.3.31); a
-process-wide limit is not ours to set (see :mod:`tikhon.backends.numba`, "BLAS").
+Why: OpenBLAS's threaded level-3 routines (the pthreads builds numpy and scipy ship)
+synchronize their threads by spinning, so beside busy processes a call waits for
+descheduled threads. Measured on this 2-core machine beside 2 busy processes
+(``/work/scratch/h15/repro.py --load 2``, best of 5): the Gram of 1e6 x 100 by
+``dsyrk`` on row blocks 2.8 s (up to 28 s; 0.33 s with BLAS limited to one thread);
+``dpotrf`` of a 129 x 129 Hessian 66 ms (0.1 ms on one thread); a ``newton_cholesky``
+fit of 20000 x 128 6.9 s (numba backend) and 12.4 s (numpy backend). There is no
+per-call way to keep OpenBLAS on one thread for these: ``syrk`` is threaded for any
+output of 100 columns or more whatever the rows (``interface/syrk.c``: ``args.n <
+100``), ``potrf`` at every size, ``gemm`` beyond ``m n k > 65536 *
+GEMM_MULTITHREAD_THRESHOLD`` (16 rows of a 128-column Gram), and
+``openblas_set_num_threads_local`` is process-wide in these builds (called from a
+worker thread, it changed the main thread's count too: checked on 0.3.30 and 0.3.31).
+A process-wide limit is not ours to set (see :mod:`tikhon.backends.numba`, "BLAS").
 
-So the Gram is computed here: the rows are split into chunks chosen from the data
-alone (:func:`chunk_count`), each chunk summed into its own ``p x p`` buffer
-(``p = d + 1``) by a compiled, GIL-free kernel on strips of rows (a strip is copied,
-scaled and transposed by NumPy into a float64 buffer of ``p x ROWS``, so one kernel
-specialization serves float32/float64 and C/F order), and the buffers are added in
-chunk order: the same bits on any number of threads. The chunks run on Python
-threads, as many as the fit's budget and the cores free allow (granted like a Numba
-pass, :func:`tikhon.backends.numba._claim`, so they count in ``threads_in_use``); a
-thread left without a core delays only its own chunks, never the others'.
+What runs instead:
 
-Measured (``/work/scratch/h15/repro.py``; figures in the module's commit and in
-``Backend.gram``): see :meth:`tikhon.backends.Backend.gram`.
+* :func:`dense_gram`: ``[X 1]^T diag(c) [X 1]`` by a compiled, GIL-free kernel (4 x 4
+  register tiles) on strips of rows (copied, scaled and transposed by NumPy into a
+  float64 buffer, so one specialization serves float32/float64 and C/F order), the rows
+  split into chunks chosen from the data alone, each summed into its own buffer, the
+  buffers added in chunk order (the same bits on any thread count), the chunks on
+  Python threads granted like a Numba pass (:func:`threads_for`). A thread without a
+  core delays only its own chunks. 1e6 x 100: 0.2 s on one thread (others' tests
+  beside), 1.5 s beside 2 busy processes and others' tests (load 7 on 2 cores).
+* :func:`cholesky_solve`: a row Cholesky and two triangular solves on the calling
+  thread, up to CHOLESKY_MAX parameters (LAPACK's beyond).
+* :func:`times_columns` / :func:`columns_times`: the numpy backend's ``X W^T`` and
+  ``R^T X`` by row blocks small enough that OpenBLAS runs each gemm on one thread
+  (figures at :data:`GEMM_ONE_THREAD`).
+
+Without compiled code (``NUMBA_DISABLE_JIT``) the Gram and Cholesky are BLAS's and
+LAPACK's, as before.
 """
 from __future__ import annotations
 
 import os
 import threading
+from contextlib import contextmanager
 
 import numpy as np
 
-__all__ = ["available", "chunk_count", "dense_gram"]
+__all__ = ["available", "cholesky_solve", "chunk_count", "columns_times", "dense_gram", "times_columns"]
 
 # Rows per strip: the strip (p x ROWS float64, twice for signed weights) stays in the
 # L2 cache while the kernel's 4 x 4 tiles read it ~p/4 times.
@@ -182,6 +192,19 @@ def _chunk(X, c, signed, start, stop, G, strip):
         run(T, S, m, G)
 
 
+@contextmanager
+def threads_for(chunks):
+    """The threads one call of ``chunks`` chunks may use: at most the fit's budget
+    (:func:`tikhon._config.thread_budget`), granted from the cores neither other
+    processes nor other tikhon passes are using (:func:`tikhon.backends.numba._claim`:
+    one under load; counted in its ``threads_in_use``)."""
+    from .._config import thread_budget
+    from .numba import _claim
+
+    with _claim(max(1, min(int(chunks), thread_budget()))) as granted:
+        yield granted
+
+
 def _executor():
     global _pool
     if _pool is None:
@@ -214,13 +237,7 @@ def dense_gram(X, c, threads=1):
         for q in range(t, chunks, workers):
             _chunk(X, c, signed, *bounds[q], parts[q], strip)
 
-    if workers == 1:
-        share(0)
-    else:
-        futures = [_executor().submit(share, t) for t in range(1, workers)]
-        share(0)
-        for f in futures:
-            f.result()
+    _run(share, workers)
     G = parts[0]
     for q in range(1, chunks):  # in chunk order: the same sums on any thread count
         G += parts[q]
@@ -282,3 +299,91 @@ def cholesky_solve(H, g):
             return None
     x = np.empty_like(g)
     return x if run(H, g, np.zeros_like(H), x) else None
+
+
+# ---- products with K columns (the numpy backend's X W^T and R^T X) -------------------
+# OpenBLAS runs a gemm on one thread when m n k <= 65536 * GEMM_MULTITHREAD_THRESHOLD
+# (interface/gemm.c; 4 in the builds numpy ships): row blocks that small keep each call
+# on the calling thread, and the blocks run on tikhon's threads (NumPy releases the
+# GIL). Measured beside 2 busy processes (ms, best of 5): 2000 x 128, R^T X with K = 3:
+# 17 threaded against 0.15 on one thread; 20000 x 128 K = 3: X W^T 36 against 2.5, R^T X
+# 18 against 2.1. With another BLAS the blocks are only blocks (the same results).
+# One column (gemv: threaded from m n >= 2304 * 4 = 9216) is left to BLAS: blocks of
+# 72 rows would cost a Python call each.
+GEMM_ONE_THREAD = 65536 * 4
+MIN_BLOCK_ROWS = 64
+
+
+def product_chunks(n, K, d):
+    """The chunks of a K-column product of an ``n x d`` X (1: one call)."""
+    rows = product_rows(K, d)
+    return 1 if not rows or rows >= n else max(1, min(MAX_CHUNKS, -(-n // rows)))
+
+
+def product_rows(K, d):
+    """Rows per gemm call of an ``n x d`` by ``d x K`` product that OpenBLAS runs on one
+    thread, or 0 when such blocks would be too thin to pay (then one call)."""
+    rows = GEMM_ONE_THREAD // max(1, K * d)
+    return rows if rows >= MIN_BLOCK_ROWS else 0
+
+
+def _blocks(n, rows, threads):
+    """Row blocks of ``rows`` grouped into chunks (from n and rows alone, at most
+    MAX_CHUNKS), and the workers to run them."""
+    starts = list(range(0, n, rows))
+    chunks = max(1, min(MAX_CHUNKS, len(starts)))
+    groups = [starts[q * len(starts) // chunks:(q + 1) * len(starts) // chunks] for q in range(chunks)]
+    return groups, max(1, min(int(threads), chunks))
+
+
+def _run(work, workers):
+    """``work(t)`` for t < workers, t = 0 on the calling thread."""
+    if workers == 1:
+        work(0)
+        return
+    futures = [_executor().submit(work, t) for t in range(1, workers)]
+    work(0)
+    for f in futures:
+        f.result()
+
+
+def times_columns(X, Wt, threads=1):
+    """``X @ Wt`` (n x K, float64) for dense X and a ``d x K`` Wt in X's dtype, by row
+    blocks of :func:`product_rows` on at most ``threads`` threads."""
+    n = X.shape[0]
+    rows = product_rows(Wt.shape[1], Wt.shape[0])
+    if not rows or rows >= n:
+        return np.asarray(X @ Wt, dtype=np.float64)
+    out = np.empty((n, Wt.shape[1]))
+    groups, workers = _blocks(n, rows, threads)
+
+    def work(t):
+        for q in range(t, len(groups), workers):
+            for start in groups[q]:
+                out[start:start + rows] = X[start:start + rows] @ Wt
+
+    _run(work, workers)
+    return out
+
+
+def columns_times(R, X, threads=1):
+    """``R.T @ X`` (K x d, float64) for dense X and an ``n x K`` R in X's dtype: the row
+    blocks' products summed per chunk, and the chunks in order (the same sums on any
+    thread count)."""
+    n = X.shape[0]
+    rows = product_rows(R.shape[1], X.shape[1])
+    if not rows or rows >= n:
+        return np.asarray(R.T @ X, dtype=np.float64)
+    groups, workers = _blocks(n, rows, threads)
+    parts = np.zeros((len(groups), R.shape[1], X.shape[1]))
+
+    def work(t):
+        for q in range(t, len(groups), workers):
+            for start in groups[q]:
+                parts[q] += R[start:start + rows].T @ X[start:start + rows]
+
+    _run(work, workers)
+    total = parts[0]
+    for q in range(1, len(groups)):  # in chunk order
+        total += parts[q]
+    return total
