@@ -12,7 +12,9 @@ ridge's T targets, on a real in-process dask.distributed cluster (2 workers x 1 
   and sample weights, float32 and float64; predictions stay lazy.
 * Multi-target ridge equals scikit-learn's ``Ridge(alpha=array)``; ``y`` may be a dask
   array of shape (n, T).
-* A K-output fit on paused workers raises DaskPassError within the grace period.
+* A K-output fit on paused workers raises DaskPassError within the grace period; one
+  whose worker process is killed completes through Dask's recomputation (or raises
+  DaskPassError).
 """
 from __future__ import annotations
 
@@ -241,9 +243,13 @@ def test_auto_and_unsupported_solvers_on_k_outputs(client):
 
 
 # ---- multi-target ridge against scikit-learn ----
-@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
-@pytest.mark.parametrize("fit_intercept", [True, False])
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+RIDGE_CASES = [(False, True, np.float64), (False, False, np.float32), (True, False, np.float64),
+               (True, True, np.float32)]  # each format, intercept and dtype twice
+
+
+@pytest.mark.parametrize("sparse, fit_intercept, dtype", RIDGE_CASES,
+                         ids=[f"{'csr' if c[0] else 'dense'}-{'b' if c[1] else 'nob'}-{np.dtype(c[2]).name}"
+                              for c in RIDGE_CASES])
 def test_multi_target_ridge_matches_sklearn(client, sparse, fit_intercept, dtype):
     rng = np.random.default_rng(5)
     X = _X(sparse, dtype, seed=41)
@@ -294,3 +300,27 @@ def test_k_output_fit_on_paused_workers_raises(fresh_client, monkeypatch):
         exc = _error_of_fit(fresh_client, lambda: tikhon.LogisticRegression().fit(_to_dask(X, 250), y))
     assert isinstance(exc, dask_backend.DaskPassError), repr(exc)
     assert calls["n"] >= 4 and "paused" in str(exc)
+
+
+# ---- processes=True (last: it kills a worker process) ----
+def test_k_output_fit_survives_a_killed_worker(monkeypatch):
+    """A worker process killed a few K-output passes in: Dask recomputes its chunks and
+    the multinomial probabilities kept on it from their lineage, and the fit ends at the
+    NumPy backend's optimum, or raises DaskPassError; never a wrong result."""
+    import os
+    import signal
+
+    X = _X(False, np.float64, n=1200, seed=71)
+    y = _labels(X, 3, seed=72)
+    ref = tikhon.LogisticRegression(backend="numpy", solver="newton").fit(X, y)
+    with _cluster(processes=True) as cluster, distributed.Client(cluster) as c, c.as_current():
+        victim = sorted(c.run(os.getpid).values())[0]
+        calls = _after_launch(monkeypatch, 4, lambda: os.kill(victim, signal.SIGKILL))
+        try:
+            model = tikhon.LogisticRegression(solver="newton").fit(_to_dask(X, 300), y)
+        except dask_backend.DaskPassError as exc:
+            assert "workers died" in str(exc)
+            return
+    assert calls["n"] > 4  # the kill happened before the fit ended
+    assert model.objective_ == pytest.approx(ref.objective_, rel=1e-8)
+    np.testing.assert_allclose(model.coef_, ref.coef_, rtol=0, atol=1e-4)
