@@ -332,3 +332,39 @@ def test_multinomial_fit_on_numpy_products_in_blocks_one_thread_under_load(monke
     with tikhon.config_context(n_threads=2):
         model = tikhon.LogisticRegression(solver="lbfgs", backend="numpy").fit(X, y)
     assert model.converged_ and granted and set(granted) == {1}
+
+
+_FORK = r"""
+import multiprocessing as mp, numpy as np
+from tikhon.backends import _blas
+X = np.random.default_rng(0).standard_normal((4000, 30)); c = np.ones(4000)
+_blas.CHUNK_WORK = 1 << 12
+G = _blas.dense_gram(X, c, 2)  # the pool's threads started in the parent
+
+def child(q):
+    q.put(bool(np.array_equal(_blas.dense_gram(X, c, 2), G)))
+
+if __name__ == "__main__":
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=child, args=(q,))
+    p.start()
+    p.join(120)
+    if p.is_alive():  # waiting for threads that do not exist in the child
+        p.kill()
+        print(False)
+    else:
+        print(q.get(timeout=10))
+"""
+
+
+def test_a_forked_child_runs_threaded_grams():
+    """Before the at-fork reset, a child forked after a threaded Gram waited forever
+    for the parent's pool threads, which a fork does not copy."""
+    import subprocess
+    import sys
+
+    if not hasattr(__import__("os"), "register_at_fork"):
+        pytest.skip("no fork here")
+    out = subprocess.run([sys.executable, "-c", _FORK], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip().splitlines()[-1] == "True", out.stderr[-2000:]

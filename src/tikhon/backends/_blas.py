@@ -205,7 +205,19 @@ def threads_for(chunks):
         yield granted
 
 
+def _forget_pool():
+    """In a child made by fork the pool's threads do not exist: start a new pool there
+    (else its first threaded call would wait forever)."""
+    global _pool, _compile_lock
+    _pool, _compile_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def _executor():
+    """The threads that run chunks beside the calling thread (idle ones sleep)."""
     global _pool
     if _pool is None:
         with _compile_lock:
@@ -213,7 +225,7 @@ def _executor():
                 from concurrent.futures import ThreadPoolExecutor
 
                 _pool = ThreadPoolExecutor(max_workers=max(1, MAX_CHUNKS - 1),
-                                           thread_name_prefix="tikhon-gram")
+                                           thread_name_prefix="tikhon-blas")
     return _pool
 
 
