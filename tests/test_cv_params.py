@@ -27,6 +27,7 @@ from sklearn.base import clone
 from sklearn.datasets import make_classification, make_regression
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import tikhon
 
@@ -442,3 +443,20 @@ def test_model_files_hold_the_new_attributes(binary, tmp_path):
     again = tikhon.load(ridge.save(tmp_path / "rcv.npz"))
     np.testing.assert_array_equal(again.cv_results_, ridge.cv_results_)
     assert type(again.intercept_) is type(ridge.intercept_)
+
+
+# ---------------------------------------------------------------- scikit-learn's estimator checks
+_CV_WEIGHT_EQUIVALENCE = {  # as tests/test_estimator_checks.py: CV folds differ between weighted and repeated rows
+    f"check_sample_weight_equivalence_on_{kind}_data": "CV folds differ between weighted and repeated rows"
+    for kind in ("dense", "sparse")
+}
+
+
+@parametrize_with_checks(
+    [LRCV(Cs=3, cv=3, solver="lbfgs", l1_ratios=(0,), use_legacy_attributes=False, max_iter=None,
+          random_state=np.random.RandomState(0), intercept_scaling=2.0, penalty="l2", backend="numpy"),
+     RCV(gcv_mode="svd", solver="cholesky", max_iter=None, backend="numpy")],  # store_cv_results: LOO only
+    expected_failed_checks=lambda est: _CV_WEIGHT_EQUIVALENCE if isinstance(est, LRCV) else {})
+def test_sklearn_estimator_checks_with_sklearn_parameters(estimator, check):
+    """scikit-learn's whole estimator suite with its parameters set away from the defaults."""
+    check(estimator)
