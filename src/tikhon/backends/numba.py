@@ -176,7 +176,7 @@ class NumbaBackend(Backend):
     probabilities of the multinomial, and each Hessian product is one fused pass; the
     Hessian diagonal's squares one pass. Dense rows meet 4 rows of ``W`` at a time
     (vectorized dot products, the partial sums in registers), F-order blocks are swept
-    column by column, CSR rows gather 8/4/2/1 columns of ``W^T`` at a time. Other
+    column by column, CSR entries meet K contiguous coefficients of ``W^T``. Other
     losses with several outputs take the base class's kernels on these products.
     """
 
