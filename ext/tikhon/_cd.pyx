@@ -517,16 +517,49 @@ def check_csr(const floating[::1] data, const integral[::1] indices, const integ
     return dup_rows
 
 
+# Chunks. The products reducing over rows (X^T r, the Hessian products, the Gram) take
+# ``bounds``: m + 1 row offsets cutting the rows into m contiguous chunks, and write one
+# partial result per chunk (row c of ``parts``), which the caller reduces in chunk order;
+# so a result depends on the chunks (chosen from the data by tikhon.backends.cython),
+# never on how many threads ran them. The row-wise products (X w, X W^T) take a row range.
+cdef long long[::1] _chunk_bounds(object bounds, Py_ssize_t n, Py_ssize_t m):
+    """``bounds`` as int64 offsets of ``m`` chunks within ``[0, n]`` (None: one chunk, all rows)."""
+    cdef long long[::1] b
+    cdef Py_ssize_t c
+    if bounds is None:
+        if m != 1:
+            raise ValueError(f"{m} chunk outputs need bounds of {m + 1} row offsets")
+        return np.array([0, n], dtype=np.int64)
+    b = np.ascontiguousarray(bounds, dtype=np.int64)
+    if b.shape[0] != m + 1:
+        raise ValueError(f"bounds has {b.shape[0]} row offsets, expected {m + 1} (one more than the chunks)")
+    if b[0] < 0 or b[m] > n:
+        raise ValueError(f"bounds must lie within [0, {n}], got [{b[0]}, {b[m]}]")
+    for c in range(m):
+        if b[c + 1] < b[c]:
+            raise ValueError("bounds must be non-decreasing")
+    return b
+
+
+cdef _row_range(Py_ssize_t n, Py_ssize_t* start, Py_ssize_t* stop):
+    if stop[0] < 0:
+        stop[0] = n
+    if not (0 <= start[0] <= stop[0] <= n):
+        raise ValueError(f"row range [{start[0]}, {stop[0]}) not within [0, {n}]")
+
+
 def csr_matvec(const floating[::1] data, const integral[::1] indices, const integral[::1] indptr,
-               const double[::1] w, double[::1] out):
-    """``out = X @ w`` accumulated in double (X read in its own dtype)."""
+               const double[::1] w, double[::1] out, Py_ssize_t start=0, Py_ssize_t stop=-1):
+    """``out[start:stop] = X[start:stop] @ w`` accumulated in double (X read in its own
+    dtype); ``stop = -1``: to the last row. Other entries of ``out`` are left as they are."""
     cdef Py_ssize_t n = indptr.shape[0] - 1
     cdef Py_ssize_t i, k
     cdef double acc
     if out.shape[0] != n:
         raise ValueError(f"out has {out.shape[0]} entries, expected {n}")
+    _row_range(n, &start, &stop)
     with nogil:
-        for i in range(n):
+        for i in range(start, stop):
             acc = 0.0
             for k in range(indptr[i], indptr[i + 1]):
                 acc = acc + <double>data[k] * w[indices[k]]
@@ -534,64 +567,81 @@ def csr_matvec(const floating[::1] data, const integral[::1] indices, const inte
 
 
 def csr_rmatvec(const floating[::1] data, const integral[::1] indices, const integral[::1] indptr,
-                const double[::1] r, double[::1] out, bint squares=False):
-    """``out = X.T @ r`` accumulated in double; ``out`` is overwritten. ``squares``:
-    ``(X * X).T @ r`` instead, entries squared (with no repeated column index in a row,
-    the Hessian diagonal ``sum_i r_i x_ij^2``, without squaring X into a temporary)."""
-    cdef Py_ssize_t n = indptr.shape[0] - 1
-    cdef Py_ssize_t i, k
+                const double[::1] r, double[:, ::1] parts, bounds=None, bint squares=False):
+    """``parts[c] = X[rows of chunk c].T @ r[same rows]`` accumulated in double, for the
+    chunks of ``bounds`` (None: one chunk of all rows); ``parts`` (chunks x d) is
+    overwritten. ``squares``: ``(X * X).T @ r`` instead, entries squared (with no
+    repeated column index in a row, the Hessian diagonal ``sum_i r_i x_ij^2``, without
+    squaring X into a temporary). Rows with ``r_i = 0`` are skipped."""
+    cdef Py_ssize_t n = indptr.shape[0] - 1, m = parts.shape[0], d = parts.shape[1]
+    cdef Py_ssize_t i, k, c
     cdef double ri, x
+    cdef double* o
     if r.shape[0] != n:
         raise ValueError(f"r has {r.shape[0]} entries, expected {n}")
+    cdef long long[::1] b = _chunk_bounds(bounds, n, m)
+    if d == 0:
+        return
     with nogil:
-        for k in range(out.shape[0]):
-            out[k] = 0.0
-        for i in range(n):
-            ri = r[i]
-            if ri == 0.0:
-                continue
-            if squares:
-                for k in range(indptr[i], indptr[i + 1]):
-                    x = <double>data[k]
-                    out[indices[k]] += ri * x * x
-            else:
-                for k in range(indptr[i], indptr[i + 1]):
-                    out[indices[k]] += ri * <double>data[k]
+        for c in range(m):
+            o = &parts[c, 0]
+            for k in range(d):
+                o[k] = 0.0
+            for i in range(b[c], b[c + 1]):
+                ri = r[i]
+                if ri == 0.0:
+                    continue
+                if squares:
+                    for k in range(indptr[i], indptr[i + 1]):
+                        x = <double>data[k]
+                        o[indices[k]] += ri * x * x
+                else:
+                    for k in range(indptr[i], indptr[i + 1]):
+                        o[indices[k]] += ri * <double>data[k]
 
 
 def csr_hessian_product(const floating[::1] data, const integral[::1] indices, const integral[::1] indptr,
-                        const double[::1] c, const double[::1] v, double vb, double[::1] out):
-    """The one-output data Hessian times ``(v, vb)`` in one pass: overwrites ``out`` with
-    ``X^T t`` and returns ``sum_i t_i``, ``t_i = c_i (x_i v + vb)`` (``c``: the curvature
-    weights ``s_i loss''_i``). Each row is read once: its dot product brings it into
-    cache for its scatter (two passes, ``X v`` then ``X^T t``, read X twice). Per row the
-    arithmetic is that of :func:`csr_matvec` then :func:`csr_rmatvec`; rows of weight 0
-    are skipped."""
-    cdef Py_ssize_t n = indptr.shape[0] - 1, i, k, m
+                        const double[::1] c, const double[::1] v, double vb, double[:, ::1] parts,
+                        double[::1] totals, bounds=None):
+    """The one-output data Hessian times ``(v, vb)`` in one pass, per chunk of ``bounds``
+    (None: one chunk of all rows): overwrites ``parts[k]`` with ``X^T t`` and ``totals[k]``
+    with ``sum_i t_i`` over chunk ``k``'s rows, ``t_i = c_i (x_i v + vb)`` (``c``: the
+    curvature weights ``s_i loss''_i``). Each row is read once: its dot product brings it
+    into cache for its scatter (two passes, ``X v`` then ``X^T t``, read X twice). Per row
+    the arithmetic is that of :func:`csr_matvec` then :func:`csr_rmatvec`; rows of weight
+    0 are skipped."""
+    cdef Py_ssize_t n = indptr.shape[0] - 1, nc = parts.shape[0], d = parts.shape[1], i, k, m, ch
     cdef const floating* vals
     cdef const integral* cols
-    cdef double t, ci, total = 0.0
+    cdef double t, ci, total
+    cdef double* o
     if c.shape[0] != n:
         raise ValueError(f"c has {c.shape[0]} entries, expected {n}")
-    if out.shape[0] != v.shape[0]:
-        raise ValueError(f"out has {out.shape[0]} entries, expected {v.shape[0]}")
+    if d != v.shape[0]:
+        raise ValueError(f"parts has rows of {d} entries, expected {v.shape[0]}")
+    if totals.shape[0] != nc:
+        raise ValueError(f"totals has {totals.shape[0]} entries, expected {nc} (one per chunk)")
+    cdef long long[::1] b = _chunk_bounds(bounds, n, nc)
     with nogil:
-        for k in range(out.shape[0]):
-            out[k] = 0.0
-        for i in range(n):
-            ci = c[i]
-            if ci == 0.0:
-                continue
-            m = get_row(&data[0], &indices[0], &indptr[0], i, &vals, &cols)
-            t = 0.0
-            for k in range(m):
-                t = t + <double>vals[k] * v[cols[k]]
-            t = (t + vb) * ci
-            total = total + t
-            if t != 0.0:
+        for ch in range(nc):
+            o = &parts[ch, 0] if d else NULL
+            for k in range(d):
+                o[k] = 0.0
+            total = 0.0
+            for i in range(b[ch], b[ch + 1]):
+                ci = c[i]
+                if ci == 0.0:
+                    continue
+                m = get_row(&data[0], &indices[0], &indptr[0], i, &vals, &cols)
+                t = 0.0
                 for k in range(m):
-                    out[cols[k]] += t * <double>vals[k]
-    return total
+                    t = t + <double>vals[k] * v[cols[k]]
+                t = (t + vb) * ci
+                total = total + t
+                if t != 0.0:
+                    for k in range(m):
+                        o[cols[k]] += t * <double>vals[k]
+            totals[ch] = total
 
 
 def csr_row_norms_sq_merged(const floating[::1] data, const integral[::1] indices, const integral[::1] indptr,
@@ -636,40 +686,49 @@ def csr_row_norms_sq(const floating[::1] data, const integral[::1] indptr, doubl
 
 
 def csr_gram_upper(const floating[::1] data, const integral[::1] indices, const integral[::1] indptr,
-                   const double[::1] c, double[:, ::1] out):
-    """Add the upper triangle of ``X^T diag(c) X`` to ``out`` (``d x d``, C order), in
-    double: each row adds ``c_i x_ij x_il`` at ``(min(j, l), max(j, l))`` for each pair of
-    its entries, ``nnz_i (nnz_i + 1) / 2`` products, sorted indices or not (a repeated
-    column index adds its cross products twice to the diagonal, as their sum squared
-    would). The caller mirrors the strict upper triangle."""
-    cdef Py_ssize_t n = indptr.shape[0] - 1
-    cdef Py_ssize_t d = out.shape[0]
-    cdef Py_ssize_t i, p, q, j, l, start, stop
+                   const double[::1] c, double[:, ::1] parts, Py_ssize_t n_features, bounds=None):
+    """The upper triangle of ``X^T diag(c) X`` per chunk of ``bounds`` (None: one chunk
+    of all rows), in double: ``parts[k]`` (``d * d`` values, a C-order ``d x d`` block,
+    ``d = n_features``) is overwritten with chunk ``k``'s rows' sum. Each row adds
+    ``c_i x_ij x_il`` at ``(min(j, l), max(j, l))`` for each pair of its entries,
+    ``nnz_i (nnz_i + 1) / 2`` products, sorted indices or not (a repeated column index
+    adds its cross products twice to the diagonal, as their sum squared would). The
+    caller reduces the chunks and mirrors the strict upper triangle."""
+    cdef Py_ssize_t n = indptr.shape[0] - 1, nc = parts.shape[0], d = n_features
+    cdef Py_ssize_t i, p, q, j, l, start, stop, ch, k
     cdef double ci, xp, v
+    cdef double* o
     if c.shape[0] != n:
         raise ValueError(f"c has {c.shape[0]} entries, expected {n}")
-    if out.shape[1] != d:
-        raise ValueError("out must be square")
+    if parts.shape[1] != d * d:
+        raise ValueError(f"parts has rows of {parts.shape[1]} entries, expected {d * d} (a d x d block)")
+    cdef long long[::1] b = _chunk_bounds(bounds, n, nc)
+    if d == 0:
+        return
     with nogil:
-        for i in range(n):
-            ci = c[i]
-            if ci == 0.0:
-                continue
-            start = indptr[i]
-            stop = indptr[i + 1]
-            for p in range(start, stop):
-                j = indices[p]
-                xp = ci * <double>data[p]
-                out[j, j] += xp * <double>data[p]
-                for q in range(p + 1, stop):
-                    l = indices[q]
-                    v = xp * <double>data[q]
-                    if j < l:
-                        out[j, l] += v
-                    elif l < j:
-                        out[l, j] += v
-                    else:
-                        out[j, j] += 2.0 * v
+        for ch in range(nc):
+            o = &parts[ch, 0]
+            for k in range(d * d):
+                o[k] = 0.0
+            for i in range(b[ch], b[ch + 1]):
+                ci = c[i]
+                if ci == 0.0:
+                    continue
+                start = indptr[i]
+                stop = indptr[i + 1]
+                for p in range(start, stop):
+                    j = indices[p]
+                    xp = ci * <double>data[p]
+                    o[j * d + j] += xp * <double>data[p]
+                    for q in range(p + 1, stop):
+                        l = indices[q]
+                        v = xp * <double>data[q]
+                        if j < l:
+                            o[j * d + l] += v
+                        elif l < j:
+                            o[l * d + j] += v
+                        else:
+                            o[j * d + j] += 2.0 * v
 
 
 # ---------------------------------------------------------------------------
@@ -780,61 +839,70 @@ cdef _check_block(name, shape, Py_ssize_t rows, Py_ssize_t K):
 
 
 def csr_matmat(const floating[::1] data, const integral[::1] indices, const integral[::1] indptr,
-               const double[:, ::1] WT, double[:, ::1] out):
-    """``out = X @ WT`` (n x K) accumulated in double, for ``WT = W^T`` of shape
-    ``(n_features, K)`` in C order (X read in its own dtype, once). The caller checked
-    the CSR structure against ``WT.shape[0]`` features (``check_csr``)."""
+               const double[:, ::1] WT, double[:, ::1] out, Py_ssize_t start=0, Py_ssize_t stop=-1):
+    """``out[start:stop] = X[start:stop] @ WT`` (n x K) accumulated in double, for
+    ``WT = W^T`` of shape ``(n_features, K)`` in C order (X read in its own dtype, once);
+    ``stop = -1``: to the last row, other rows of ``out`` left as they are. The caller
+    checked the CSR structure against ``WT.shape[0]`` features (``check_csr``)."""
     cdef Py_ssize_t n = indptr.shape[0] - 1, K = WT.shape[1], i, m
     cdef const floating* vals
     cdef const integral* cols
     _check_block("out", out.shape, n, K)
-    if n == 0 or K == 0:
+    _row_range(n, &start, &stop)
+    if start == stop or K == 0:
         return
     if data.shape[0] == 0 or WT.shape[0] == 0:  # no stored entry (or no feature to hold one)
-        out[:, :] = 0.0
+        out[start:stop, :] = 0.0
         return
     with nogil:
-        for i in range(n):
+        for i in range(start, stop):
             m = get_row(&data[0], &indices[0], &indptr[0], i, &vals, &cols)
             row_gather(vals, cols, m, &WT[0, 0], K, &out[i, 0])
 
 
 def csr_rmatmat(const floating[::1] data, const integral[::1] indices, const integral[::1] indptr,
-                const double[:, ::1] R, double[:, ::1] out, bint squares=False):
-    """``out = X.T @ R`` (n_features x K, C order, overwritten) accumulated in double for
-    ``R`` (n x K, C order): each row scatters ``x_ij R[i, :]`` into ``out[j, :]``; rows
-    of ``R`` that are all zero are skipped. ``squares``: ``(X * X).T @ R`` instead (with
-    no repeated column index in a row, the K-output Hessian diagonal ``sum_i R_ik x_ij^2``,
-    without squaring X into a temporary)."""
-    cdef Py_ssize_t n = indptr.shape[0] - 1, K = R.shape[1], d = out.shape[0], i, k, c
-    cdef Py_ssize_t m
+                const double[:, ::1] R, double[:, ::1] parts, Py_ssize_t n_features, bounds=None,
+                bint squares=False):
+    """``X.T @ R`` (n_features x K) accumulated in double for ``R`` (n x K, C order), per
+    chunk of ``bounds`` (None: one chunk of all rows): ``parts[c]`` (``d * K`` values, a
+    C-order ``d x K`` block) is overwritten with chunk ``c``'s rows' sum. Each row
+    scatters ``x_ij R[i, :]`` into row ``j`` of the block; rows of ``R`` that are all zero
+    are skipped. ``squares``: ``(X * X).T @ R`` instead (with no repeated column index in
+    a row, the K-output Hessian diagonal ``sum_i R_ik x_ij^2``, without squaring X into a
+    temporary)."""
+    cdef Py_ssize_t n = indptr.shape[0] - 1, K = R.shape[1], d = n_features, nc = parts.shape[0]
+    cdef Py_ssize_t i, k, c, ch, m
     cdef const floating* vals
     cdef const integral* cols
     cdef const double* r
     cdef double* oj
+    cdef double* o
     cdef double x
     _check_block("R", R.shape, n, K)
-    _check_block("out", out.shape, d, K)
+    _check_block("parts", parts.shape, nc, d * K)
+    cdef long long[::1] b = _chunk_bounds(bounds, n, nc)
     if d == 0 or K == 0:
         return
-    out[:, :] = 0.0
+    parts[:, :] = 0.0
     if n == 0 or data.shape[0] == 0:
         return
     with nogil:
-        for i in range(n):
-            r = &R[i, 0]
-            if all_zero(r, K):
-                continue
-            m = get_row(&data[0], &indices[0], &indptr[0], i, &vals, &cols)
-            if squares:
-                for k in range(m):
-                    x = <double>vals[k]
-                    x = x * x
-                    oj = &out[0, 0] + <Py_ssize_t>cols[k] * K
-                    for c in range(K):
-                        oj[c] += r[c] * x
-            else:
-                row_scatter(vals, cols, m, r, K, &out[0, 0])
+        for ch in range(nc):
+            o = &parts[ch, 0]
+            for i in range(b[ch], b[ch + 1]):
+                r = &R[i, 0]
+                if all_zero(r, K):
+                    continue
+                m = get_row(&data[0], &indices[0], &indptr[0], i, &vals, &cols)
+                if squares:
+                    for k in range(m):
+                        x = <double>vals[k]
+                        x = x * x
+                        oj = o + <Py_ssize_t>cols[k] * K
+                        for c in range(K):
+                            oj[c] += r[c] * x
+                else:
+                    row_scatter(vals, cols, m, r, K, o)
 
 
 # ---------------------------------------------------------------------------
@@ -852,117 +920,138 @@ cdef inline bint class_index(double yv, Py_ssize_t K, Py_ssize_t* c) noexcept no
 
 def multinomial_loss_grad(const floating[::1] data, const integral[::1] indices, const integral[::1] indptr,
                           const double[:, ::1] WT, const double[::1] b, const double[::1] y,
-                          const double[::1] s, double[:, ::1] grad, double[::1] grad_b,
-                          double[:, ::1] proba=None):
-    """One pass of the multinomial data term at the margins ``z_i = x_i W^T + b``.
+                          const double[::1] s, double[:, ::1] grad, double[:, ::1] grad_b,
+                          double[::1] values, double[:, ::1] proba=None, bounds=None):
+    """One pass of the multinomial data term at the margins ``z_i = x_i W^T + b``, per
+    chunk of ``bounds`` (None: one chunk of all rows).
 
-    Returns ``sum_i s_i (logsumexp(z_i) - z_{i, y_i})``; overwrites ``grad`` (d x K,
-    C order) with ``X^T R`` and ``grad_b`` (K) with ``sum_i r_i``, where
+    Overwrites, for each chunk ``c`` and over its rows, ``values[c]`` with
+    ``sum_i s_i (logsumexp(z_i) - z_{i, y_i})``, ``grad[c]`` (``d * K`` values, a C-order
+    ``d x K`` block) with ``X^T R`` and ``grad_b[c]`` (K) with ``sum_i r_i``, where
     ``r_i = s_i (softmax(z_i) - e_{y_i})``; ``proba`` (n x K, optional) receives the
-    softmax rows, for :func:`multinomial_hessian_product`. ``WT = W^T`` (d x K, C order);
-    ``y`` holds class indices ``0..K-1`` as floats. Rows of weight 0 add nothing and are
-    skipped (their ``proba`` row is zero)."""
-    cdef Py_ssize_t n = indptr.shape[0] - 1, K = WT.shape[1], d = WT.shape[0]
-    cdef Py_ssize_t i, c, cy, m, bad = -1
+    chunks' softmax rows, for :func:`multinomial_hessian_product`. ``WT = W^T`` (d x K,
+    C order); ``y`` holds class indices ``0..K-1`` as floats. Rows of weight 0 add
+    nothing and are skipped (their ``proba`` row is zero)."""
+    cdef Py_ssize_t n = indptr.shape[0] - 1, K = WT.shape[1], d = WT.shape[0], nc = values.shape[0]
+    cdef Py_ssize_t i, c, cy, m, ch, bad = -1
     cdef const floating* vals
     cdef const integral* cols
-    cdef double si, top, zy, total, p, value = 0.0
+    cdef double si, top, zy, total, p, value
+    cdef double* gb
+    cdef double* g
     cdef bint keep = proba is not None
-    _check_block("grad", grad.shape, d, K)
-    if b.shape[0] != K or grad_b.shape[0] != K:
-        raise ValueError(f"b and grad_b need {K} entries (one per class)")
+    _check_block("grad", grad.shape, nc, d * K)
+    _check_block("grad_b", grad_b.shape, nc, K)
+    if b.shape[0] != K:
+        raise ValueError(f"b needs {K} entries (one per class)")
     if y.shape[0] != n or s.shape[0] != n:
         raise ValueError(f"y and s need {n} entries (one per row)")
     if keep:
         _check_block("proba", proba.shape, n, K)
+    cdef long long[::1] bd = _chunk_bounds(bounds, n, nc)
+    values[:] = 0.0
     if K == 0:
-        return 0.0
+        return
     cdef double[::1] zbuf = np.empty(K)
     cdef double* z = &zbuf[0]
-    grad_b[:] = 0.0
+    grad_b[:, :] = 0.0
     if d:
         grad[:, :] = 0.0
-    if keep and n:
-        proba[:, :] = 0.0
+    if keep and bd[nc] > bd[0]:
+        proba[bd[0]:bd[nc], :] = 0.0
     if n == 0:
-        return 0.0
+        return
     with nogil:
-        for i in range(n):
-            si = s[i]
-            if si == 0.0:
-                continue
-            if not class_index(y[i], K, &cy):
-                bad = i
+        for ch in range(nc):
+            value = 0.0
+            gb = &grad_b[ch, 0]
+            g = &grad[ch, 0] if d else NULL
+            for i in range(bd[ch], bd[ch + 1]):
+                si = s[i]
+                if si == 0.0:
+                    continue
+                if not class_index(y[i], K, &cy):
+                    bad = i
+                    break
+                m = get_row(&data[0], &indices[0], &indptr[0], i, &vals, &cols)
+                row_gather(vals, cols, m, &WT[0, 0], K, z)
+                top = z[0] + b[0]
+                for c in range(K):
+                    z[c] = z[c] + b[c]
+                    if z[c] > top:
+                        top = z[c]
+                zy = z[cy]
+                total = 0.0
+                for c in range(K):
+                    z[c] = exp(z[c] - top)
+                    total = total + z[c]
+                value = value + si * (top + log(total) - zy)
+                for c in range(K):
+                    p = z[c] / total
+                    if keep:
+                        proba[i, c] = p
+                    z[c] = si * (p - 1.0 if c == cy else p)
+                    gb[c] += z[c]
+                row_scatter(vals, cols, m, z, K, g)
+            values[ch] = value
+            if bad >= 0:
                 break
-            m = get_row(&data[0], &indices[0], &indptr[0], i, &vals, &cols)
-            row_gather(vals, cols, m, &WT[0, 0], K, z)
-            top = z[0] + b[0]
-            for c in range(K):
-                z[c] = z[c] + b[c]
-                if z[c] > top:
-                    top = z[c]
-            zy = z[cy]
-            total = 0.0
-            for c in range(K):
-                z[c] = exp(z[c] - top)
-                total = total + z[c]
-            value = value + si * (top + log(total) - zy)
-            for c in range(K):
-                p = z[c] / total
-                if keep:
-                    proba[i, c] = p
-                z[c] = si * (p - 1.0 if c == cy else p)
-                grad_b[c] += z[c]
-            row_scatter(vals, cols, m, z, K, &grad[0, 0])
     if bad >= 0:
         raise ValueError(f"y[{bad}] = {y[bad]} is not a class index in 0..{K - 1}")
-    return value
 
 
 def multinomial_hessian_product(const floating[::1] data, const integral[::1] indices,
                                 const integral[::1] indptr, const double[:, ::1] VT, const double[::1] vb,
                                 const double[:, ::1] proba, const double[::1] s, double[:, ::1] out,
-                                double[::1] out_b):
-    """The multinomial data Hessian times ``(V, vb)`` in one pass: overwrites ``out``
-    (d x K, C order) with ``X^T U`` and ``out_b`` with ``sum_i u_i``, where
-    ``u_i = s_i (diag(p_i) - p_i p_i^T) (x_i V^T + vb)`` and ``p_i`` is row ``i`` of
-    ``proba`` (from :func:`multinomial_loss_grad`). ``VT = V^T`` (d x K, C order). Rows of
-    weight 0 are skipped."""
-    cdef Py_ssize_t n = indptr.shape[0] - 1, K = VT.shape[1], d = VT.shape[0]
-    cdef Py_ssize_t i, c, m
+                                double[:, ::1] out_b, bounds=None):
+    """The multinomial data Hessian times ``(V, vb)`` in one pass, per chunk of ``bounds``
+    (None: one chunk of all rows): overwrites ``out[c]`` (``d * K`` values, a C-order
+    ``d x K`` block) with ``X^T U`` and ``out_b[c]`` with ``sum_i u_i`` over chunk ``c``'s
+    rows, where ``u_i = s_i (diag(p_i) - p_i p_i^T) (x_i V^T + vb)`` and ``p_i`` is row
+    ``i`` of ``proba`` (from :func:`multinomial_loss_grad`). ``VT = V^T`` (d x K, C order).
+    Rows of weight 0 are skipped."""
+    cdef Py_ssize_t n = indptr.shape[0] - 1, K = VT.shape[1], d = VT.shape[0], nc = out.shape[0]
+    cdef Py_ssize_t i, c, m, ch
     cdef const floating* vals
     cdef const integral* cols
     cdef const double* p
+    cdef double* ob
+    cdef double* o
     cdef double si, total
-    _check_block("out", out.shape, d, K)
+    _check_block("out", out.shape, nc, d * K)
+    _check_block("out_b", out_b.shape, nc, K)
     _check_block("proba", proba.shape, n, K)
-    if vb.shape[0] != K or out_b.shape[0] != K:
-        raise ValueError(f"vb and out_b need {K} entries (one per class)")
+    if vb.shape[0] != K:
+        raise ValueError(f"vb needs {K} entries (one per class)")
     if s.shape[0] != n:
         raise ValueError(f"s needs {n} entries (one per row)")
+    cdef long long[::1] bd = _chunk_bounds(bounds, n, nc)
     if K == 0:
         return
     cdef double[::1] tbuf = np.empty(K)
     cdef double* t = &tbuf[0]
-    out_b[:] = 0.0
+    out_b[:, :] = 0.0
     if d:
         out[:, :] = 0.0
     if n == 0:
         return
     with nogil:
-        for i in range(n):
-            si = s[i]
-            if si == 0.0:
-                continue
-            m = get_row(&data[0], &indices[0], &indptr[0], i, &vals, &cols)
-            row_gather(vals, cols, m, &VT[0, 0], K, t)
-            p = &proba[i, 0]
-            total = 0.0
-            for c in range(K):
-                t[c] = t[c] + vb[c]
-                t[c] = p[c] * t[c]
-                total = total + t[c]
-            for c in range(K):
-                t[c] = si * (t[c] - p[c] * total)
-                out_b[c] += t[c]
-            row_scatter(vals, cols, m, t, K, &out[0, 0])
+        for ch in range(nc):
+            ob = &out_b[ch, 0]
+            o = &out[ch, 0] if d else NULL
+            for i in range(bd[ch], bd[ch + 1]):
+                si = s[i]
+                if si == 0.0:
+                    continue
+                m = get_row(&data[0], &indices[0], &indptr[0], i, &vals, &cols)
+                row_gather(vals, cols, m, &VT[0, 0], K, t)
+                p = &proba[i, 0]
+                total = 0.0
+                for c in range(K):
+                    t[c] = t[c] + vb[c]
+                    t[c] = p[c] * t[c]
+                    total = total + t[c]
+                for c in range(K):
+                    t[c] = si * (t[c] - p[c] * total)
+                    ob[c] += t[c]
+                row_scatter(vals, cols, m, t, K, o)
