@@ -44,8 +44,8 @@ import numpy as np
 
 __all__ = ["available", "cholesky_solve", "chunk_count", "columns_times", "dense_gram", "times_columns"]
 
-# Rows per strip: the strip (p x ROWS float64, twice for signed weights) stays in the
-# L2 cache while the kernel's 4 x 4 tiles read it ~p/4 times.
+# Values per strip (p x STRIP_VALUES // p float64, twice for signed weights): it stays in
+# the L2 cache while the kernel's 4 x 4 tiles read it p/4 times.
 STRIP_VALUES = 1 << 15
 # Work per chunk (multiply-adds, n p^2 / 2): chunks of at least ~8 ms of one core,
 # so the per-chunk buffers and the thread hand-off stay negligible.
