@@ -38,7 +38,7 @@ from tikhon.backends import dask as dask_backend  # noqa: E402
 from tikhon.backends.numpy import NumpyBackend  # noqa: E402
 from tikhon.objective import MultinomialLoss, SquaredLoss  # noqa: E402
 
-from test_dask_backend import _after_launch, _cluster, _error_of_fit, _pause, _short_grace  # noqa: E402
+from test_dask_backend import _after_launch, _cluster, _error_of_fit, _on_worker, _pause, _short_grace  # noqa: E402
 
 N, D, K = 480, 10, 4
 CHUNKS = (100, 250, 7, 123)  # unequal, one of a few rows
@@ -282,6 +282,30 @@ def test_ridge_one_column_keeps_its_shape(client):
     assert model.coef_.shape == ref.coef_.shape == (1, D) and model.intercept_.shape == (1,)
     assert model.predict(Xd).compute().shape == (N, 1)
     np.testing.assert_allclose(model.coef_, ref.coef_, atol=1e-6)
+
+
+def test_k_output_fit_keeps_chunks_on_workers(client, monkeypatch):
+    """A multinomial fit never brings a chunk of X to the driver: the chunks refuse to be
+    computed outside a worker, and everything gathered (reduced K d + K + 1 vectors, the
+    certificate's n x K margins per unit) is smaller than one chunk."""
+    from dask.sizeof import sizeof
+
+    X = _X(False, np.float64, n=600, d=60, seed=81)
+    y = _labels(X, 3, seed=82)
+    Xd = _to_dask(X, 150)
+    Xd = Xd.map_blocks(_on_worker, meta=Xd._meta)
+    gathered, gather = [], client.gather
+
+    def watched_gather(futures, *args, **kwargs):
+        out = gather(futures, *args, **kwargs)
+        gathered.append(out)
+        return out
+
+    monkeypatch.setattr(client, "gather", watched_gather)
+    model = tikhon.LogisticRegression(tol=1e-10).fit(Xd, y)
+    ref = tikhon.LogisticRegression(backend="numpy", solver="newton", tol=1e-10).fit(X, y)
+    assert model.objective_ == pytest.approx(ref.objective_, rel=1e-9)
+    assert gathered and max(sizeof(g) for g in gathered) < sizeof(X[:150])
 
 
 # ---- a paused cluster: DaskPassError within the grace period ----
