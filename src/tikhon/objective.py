@@ -386,6 +386,16 @@ class Objective:
         W = theta[:K * d].reshape(K, d)
         return W, (theta[K * d:] if self.fit_intercept else np.zeros(K))
 
+    def canonical(self, theta):
+        """``theta`` with the multinomial's intercepts centred, in place (the softmax does
+        not change when every intercept moves by the same amount, so ``P`` and the gap do
+        not either): the solution reported is then unique, and scikit-learn's (whose
+        gradient steps from zero keep the intercepts' sum at 0). Other models: as given."""
+        if self.multi and self.loss == "multinomial" and self.fit_intercept:
+            b = self.split(theta)[1]
+            b -= b.mean()
+        return theta
+
     def join(self, w, b):
         """``(W, b) -> theta``, a new float64 vector."""
         w = np.asarray(w, dtype=np.float64).ravel()

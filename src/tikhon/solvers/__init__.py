@@ -74,6 +74,7 @@ def run(name, objective, backend, theta0, tol, max_iter, **options) -> FitResult
     solve = importlib.import_module(SOLVERS[name]).solve
     with backend.solving():
         result = solve(problem, theta0, tol, max_iter, **options)
+        objective.canonical(result.theta)
         # recompute unless the solver's own (P, D) at theta is valid and meets tol
         recheck = math.isnan(result.relative_gap) or not backend.exact
         if recheck or not min(result.relative_gap, result.certificate) <= tol:
