@@ -268,7 +268,9 @@ def test_a9a_csr_chunks_only_on_workers(client, monkeypatch):
 
     # only (d + 2)-vectors and n-vectors (y, margins for the certificate), never a chunk of X
     assert gathered and max(sizeof(g) for g in gathered) < sizeof(X[:5000])
-    assert model.n_iter_ == ref.n_iter_
+    # (iteration counts differ since Newton-CG moves to the explicit Hessian on a9a in
+    # memory, where a Gram pays, 2040905; the dask backend has no Gram and stays on CG)
+    assert model.converged_ and ref.converged_
     _check_same(model, ref, Xd, X)
 
 
