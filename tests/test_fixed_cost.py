@@ -15,6 +15,7 @@ import warnings
 
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import validate_data
 
 import tikhon
@@ -57,7 +58,7 @@ def test_plain_path_taken_only_for_plain_float_arrays():
     assert V._validate_plain(X, y, est, True) is not None
     assert V._validate_plain(np.asfortranarray(X).astype(np.float32), y, est, True) is not None
     for bad_X in (X.astype(np.int64), X.astype(np.float16), X.astype(">f8"), X[:, :, None], X[:0], X[:, :0],
-                  np.asmatrix(X), X.tolist()):
+                  X.view(np.recarray), X.tolist()):
         assert V._validate_plain(bad_X, y, est, True) is None
     for bad_y in (y.astype(object), y.astype(str), y[:-1], y[:, None], np.r_[y[:-1], np.nan], y.astype(complex),
                   list(y), np.r_[y[:-1].astype(float), np.inf]):
@@ -212,3 +213,33 @@ def test_unconverged_fit_rechecked_and_warned(monkeypatch):
         model = tikhon.LogisticRegression(solver="gd", backend="numpy", max_iter=2).fit(X, y)
     assert not model.converged_ and model.duality_gap_ > model.tol and gaps.calls == 1
     assert any("failed to converge" in str(w.message) for w in caught)
+
+
+# ---- "auto" on small dense data: the NumPy backend ------------------------------------
+from tikhon.backends import SMALL_DENSE_ENTRIES, get_backend  # noqa: E402
+
+
+@pytest.mark.skipif("numba" not in tikhon.available_backends(), reason="numba not installed")
+def test_auto_reads_small_float64_dense_with_numpy():
+    small = np.zeros((1000, 10))
+    for solver in ("auto", "newton", "newton_cholesky", "lbfgs"):
+        assert get_backend("auto", small, solver=solver).name == "numpy"
+    for solver in ("gd", "sgd"):  # numba runs their whole loop
+        assert get_backend("auto", small, solver=solver).name == "numba"
+    assert get_backend("auto", small.astype(np.float32)).name == "numba"  # numpy's float32 products round
+    rows = SMALL_DENSE_ENTRIES // 10
+    assert get_backend("auto", np.zeros((rows, 10))).name == "numpy"
+    assert get_backend("auto", np.zeros((rows + 1, 10))).name == "numba"
+    assert get_backend("numba", small).name == "numba"  # a named backend is what it says
+
+
+@pytest.mark.skipif("numba" not in tikhon.available_backends(), reason="numba not installed")
+def test_default_small_fits_record_numpy_and_newton_cholesky():
+    X, labels, targets = _data(1000, 10)
+    for cls, y in ((tikhon.LogisticRegression, labels), (tikhon.Ridge, targets)):
+        model = cls().fit(X, y)
+        assert (model.backend_, model.solver_) == ("numpy", "newton_cholesky") and model.converged_
+        ref = cls(backend="numba").fit(X, y)
+        assert abs(model.objective_ - ref.objective_) <= 1e-10 * ref.objective_
+    with pytest.warns(ConvergenceWarning):
+        assert tikhon.LogisticRegression(solver="gd", max_iter=5).fit(X, labels).backend_ == "numba"

@@ -30,7 +30,7 @@ _FIT = textwrap.dedent("""
     rng = np.random.default_rng(0)
     X = rng.standard_normal((300, 5))
     y = np.where(X[:, 0] + 0.5 * rng.standard_normal(300) > 0, 1, -1)
-    model = tikhon.LogisticRegression().fit(X, y)
+    model = tikhon.LogisticRegression(backend="numba").fit(X, y)  # auto reads data this small with numpy
     print(json.dumps({"backend": model.backend_, "coef": model.coef_.ravel().tolist(),
                       "intercept": float(np.ravel(model.intercept_)[0])}))
 """)
@@ -40,7 +40,7 @@ def _reference():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((300, 5))
     y = np.where(X[:, 0] + 0.5 * rng.standard_normal(300) > 0, 1, -1)
-    model = tikhon.LogisticRegression().fit(X, y)
+    model = tikhon.LogisticRegression(backend="numba").fit(X, y)
     return model.coef_.ravel().tolist(), float(np.ravel(model.intercept_)[0])
 
 

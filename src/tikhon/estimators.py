@@ -114,7 +114,7 @@ class _L2LinearModel(BaseEstimator):
             raise ValueError(f"solver {name!r} fits binary logistic regression and single-target ridge; "
                              f"this model has {n_outputs} outputs: use solver='auto', 'newton' or 'lbfgs'")
         loop = name if name in solvers.BACKEND_LOOPS else None
-        backend_cls = get_backend(backend_name, X, loop=loop, n_outputs=n_outputs)
+        backend_cls = get_backend(backend_name, X, loop=loop, n_outputs=n_outputs, solver=name)
         backend = backend_cls(X, y_fit, sample_weight, objective.pointwise, n_outputs=n_outputs)
         solver = solvers.choose_solver(name, loss, backend)  # auto: by the cost model
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 
+import numpy as np
+
 from ._base import Backend, input_format
 
 __all__ = [
@@ -32,6 +34,18 @@ _REGISTRY = {
 # in-memory data never imports dask).
 _AUTO_ORDER = ("cython", "numba", "numpy", "dask")
 
+# ...except that "auto" reads small float64 dense X with the NumPy backend: a pass over at
+# most SMALL_DENSE_ENTRIES values (1.6 MB) takes microseconds, and the Numba backend's fixed
+# cost per call (thread count, launch) then outweighs its fused kernel. Default fits, numba
+# against numpy, interleaved repeats (/work/scratch/h16/cross.py, 2026-12-01, load 6.5 on 2
+# cores): logistic 1.24x (1000x10), 1.13x (5000x20), 1.14x (7000x28), 1.03x (2000x100), 1.33x
+# (50000x8), ridge 1.07-1.20x up to 4e5 values; at 1e6 values numba wins under load (0.05-0.85x:
+# OpenBLAS's threads wait for the busy cores). Quiet (load 1.2): 1.1-1.4x on the issue's cells up
+# to 1e6 values. float32 stays on numba: the NumPy backend's float32 products round, so its
+# final certificate takes two more float64 passes. Solvers whose whole loop a faster backend
+# runs (numba's gd, sgd) keep that backend.
+SMALL_DENSE_ENTRIES = 200_000
+
 
 class BackendUnavailableError(ImportError):
     """An explicitly requested backend cannot run here; the message names the fix."""
@@ -42,9 +56,14 @@ def backend_names():
     return ("auto", *_REGISTRY)
 
 
+_loaded = {}  # name -> class: a fit asks for up to three per "auto" choice
+
+
 def _load(name) -> type[Backend]:
-    module, cls = _REGISTRY[name]
-    return getattr(importlib.import_module(module), cls)
+    if name not in _loaded:
+        module, cls = _REGISTRY[name]
+        _loaded[name] = getattr(importlib.import_module(module), cls)
+    return _loaded[name]
 
 
 def available_backends():
@@ -56,14 +75,24 @@ def _describe(X):
     return f"{input_format(X)} input of dtype {X.dtype}"
 
 
-def get_backend(name, X, loop=None, n_outputs=1) -> type[Backend]:
+def _small_dense(X, solver):
+    """Whether "auto" reads ``X`` with the NumPy backend first (see SMALL_DENSE_ENTRIES)."""
+    if input_format(X) != "dense" or np.dtype(X.dtype) != np.float64 or X.shape[0] * X.shape[1] > SMALL_DENSE_ENTRIES:
+        return False
+    faster = _AUTO_ORDER[:_AUTO_ORDER.index("numpy")]
+    return not any(solver in _load(candidate).loops for candidate in faster)
+
+
+def get_backend(name, X, loop=None, n_outputs=1, solver="auto") -> type[Backend]:
     """The backend class for ``name`` and input ``X``.
 
     ``loop``: a solver whose whole loop the backend must run (e.g. ``"dual_cd"``);
-    ``n_outputs > 1``: the backend must fit several outputs (``multi_output``).
+    ``n_outputs > 1``: the backend must fit several outputs (``multi_output``);
+    ``solver``: the solver the fit will run (a backend's own ``gd``/``sgd`` loops keep it).
     An explicit name that is unavailable raises :class:`BackendUnavailableError`
     naming the fix; one that cannot read ``X`` raises ``ValueError``. ``"auto"`` picks
-    the first suitable backend in ``_AUTO_ORDER``.
+    the first suitable backend in ``_AUTO_ORDER`` (NumPy first for small float64 dense
+    ``X``: SMALL_DENSE_ENTRIES).
     """
     if name not in backend_names():
         raise ValueError(f"unknown backend {name!r}; valid backends are {', '.join(backend_names())}")
@@ -85,7 +114,8 @@ def get_backend(name, X, loop=None, n_outputs=1) -> type[Backend]:
             raise ValueError(f"backend {name!r} fits one output; this model has {n_outputs} "
                              "(a multinomial model or several targets): use backend='auto' or 'numpy'")
         return cls
-    for candidate in _AUTO_ORDER:
+    order = ("numpy", *_AUTO_ORDER) if _small_dense(X, solver) else _AUTO_ORDER
+    for candidate in order:
         cls = _load(candidate)
         if (
             cls.availability() is None
