@@ -182,7 +182,7 @@ def test_products_do_not_depend_on_the_thread_count_and_equal_numpy(dtype, index
 @pytest.mark.parametrize("solver", ["newton", "newton_cholesky"])
 def test_fits_are_the_same_bits_on_1_and_2_threads(solver, counter):
     _need_two_cores()
-    X = sp.random(20000, 60, density=0.1, format="csr", random_state=4)  # 120,000 entries: 2 chunks
+    X = sp.random(20000, 60, density=0.15, format="csr", random_state=4)  # 180,000 entries: 2 chunks
     y = np.where(np.random.default_rng(4).random(20000) < 0.5, -1, 1)
     assert _cython().chunk_count(*X.shape, X.nnz, cpus=available_cores()) >= 2
     fits = {}
@@ -199,6 +199,7 @@ def test_chunks_depend_on_the_data_only():
     cy = _cython()
     assert cy.chunk_count(32561, 123, 451592, cpus=2) == 2  # a9a
     assert cy.chunk_count(1000, 123, 14000, cpus=2) == 1  # too small to repay a thread
+    assert cy.chunk_count(8000, 123, 112000, cpus=2) == 1
     assert cy.chunk_count(200000, 100000, 7500000, cpus=8) == 8
     assert cy.chunk_count(3, 10, 10**7, cpus=8) == 3  # at most one a row
     bounds = cy.row_bounds(np.array([0, 0, 5, 5, 10, 10]), 2)
@@ -209,7 +210,7 @@ def test_nested_fits_keep_to_the_cores(counter):
     """LogisticRegressionCV(n_jobs=2) runs folds in 2 threads: their passes together run
     at most one kernel call a core, and the result equals n_jobs=1's."""
     _need_two_cores()
-    X = sp.random(16000, 80, density=0.1, format="csr", random_state=6)
+    X = sp.random(16000, 80, density=0.15, format="csr", random_state=6)
     y = np.where(np.random.default_rng(6).random(16000) < 0.5, -1, 1)
     cv = lambda n_jobs: tikhon.LogisticRegressionCV(Cs=[0.1, 1.0], cv=3, backend="cython",  # noqa: E731
                                                     solver="newton", n_jobs=n_jobs).fit(X, y)
@@ -226,7 +227,7 @@ def test_nested_fits_keep_to_the_cores(counter):
 
 
 def test_a_budget_of_one_runs_every_pass_on_the_calling_thread(counter):
-    X = sp.random(20000, 60, density=0.1, format="csr", random_state=4)
+    X = sp.random(20000, 60, density=0.15, format="csr", random_state=4)
     y = np.where(np.random.default_rng(4).random(20000) < 0.5, -1, 1)
     assert _cython().chunk_count(*X.shape, X.nnz, cpus=2) == 2  # a pass that could take 2 threads
     with tikhon.config_context(n_threads=1):
@@ -238,7 +239,7 @@ def test_passes_take_one_thread_when_other_processes_keep_the_cores_busy(monkeyp
     from tikhon.backends import numba as numba_backend
 
     monkeypatch.setattr(numba_backend, "cores_free", lambda: 1)
-    X = sp.random(20000, 60, density=0.1, format="csr", random_state=4)
+    X = sp.random(20000, 60, density=0.15, format="csr", random_state=4)
     y = np.where(np.random.default_rng(4).random(20000) < 0.5, -1, 1)
     assert _cython().chunk_count(*X.shape, X.nnz, cpus=2) == 2  # a pass that could take 2 threads
     with tikhon.config_context(n_threads=2):
@@ -311,7 +312,7 @@ def test_a_forked_child_runs_threaded_passes():
 
 def test_multinomial_fit_on_threads_matches_one_thread(counter):
     _need_two_cores()
-    X = sp.random(20000, 40, density=0.15, format="csr", random_state=8)
+    X = sp.random(20000, 40, density=0.25, format="csr", random_state=8)
     y = np.random.default_rng(8).integers(0, 4, 20000)
     fits = []
     for n_threads in (1, 2):

@@ -53,10 +53,11 @@ def _extension():
 
 # Chunks (see the module docstring). A pass of ``4 nnz + n`` units of work gets one chunk
 # per MIN_PARALLEL_WORK units, at most one per CPU of the machine, and chunks of at least
-# 8 d units (each chunk's buffer of d sums is zeroed and reduced). Measured on 2 cores,
-# quiet, X^T r on random CSR rows of 14 entries (d = 123): 2 threads beat 1 from about
-# 5e4 stored entries (a pass of ~0.05 ms; waking a pool thread costs ~0.03 ms).
-MIN_PARALLEL_WORK = 1 << 17
+# 8 d units (each chunk's buffer of d sums is zeroed and reduced). Handing a group of
+# chunks to a pool thread and waiting for it costs 0.03-0.05 ms (2 cores, measured with
+# one other process busy beside), about 100k stored entries of a pass: so a pass takes
+# 2 chunks from about 130k stored entries (a9a's 450k: 0.17 ms -> 0.12-0.14 ms quiet).
+MIN_PARALLEL_WORK = 1 << 18
 CSR_ENTRY_WORK = 4
 # K-column passes and the Gram keep a d x K (d x d) buffer per chunk: at most this much in all.
 MULTI_BUFFER_BYTES = 1 << 27
