@@ -25,6 +25,7 @@ class Problem:
         self.weight_sum = backend.weight_sum
         self.n_params = objective.n_params(backend.n_features)
         self._anchors = {}  # side -> Objective.intercept_anchor, one pass each, made on first use
+        self._last_gap = None  # (theta, duality_gap(theta)): a solver's final check is not redone
 
     def split(self, theta):
         return self.objective.split(theta)
@@ -99,12 +100,19 @@ class Problem:
     def duality_gap(self, theta):
         """``(P, D, relative gap)`` at ``theta`` with the dual point of the best intercept
         for ``w`` (two passes over X): tighter than :meth:`gap` when ``grad_b`` is not
-        yet small, the check of last resort."""
-        w, b = self.split(theta)
+        yet small, the check of last resort. The last result is kept: asked again at the
+        same ``theta`` (a solver that stopped on it, then the registry's final check), it
+        costs no pass."""
+        if self._last_gap is not None and np.array_equal(self._last_gap[0], theta):
+            return self._last_gap[1]
+        key = np.array(theta, dtype=np.float64)  # a copy: the caller may change theta in place
+        w, b = self.split(key)
         be = self.backend
         matvec, rmatvec = be.certified_products()
         anchor = self._anchor(0) if self.objective.loss == "multinomial" and self.objective.fit_intercept else None
-        return self.objective.duality_gap(w, b, matvec(w), be.y, be.s, rmatvec, anchor=anchor)
+        result = self.objective.duality_gap(w, b, matvec(w), be.y, be.s, rmatvec, anchor=anchor)
+        self._last_gap = (key, result)
+        return result
 
 
 class History:
