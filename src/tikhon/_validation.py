@@ -57,7 +57,7 @@ import scipy.sparse as sp
 
 __all__ = ["MAX_MAGNITUDE", "check_X", "check_binary_labels", "check_bool", "check_class_balance", "check_class_labels",
            "check_csr_structure", "check_magnitude", "check_nonempty", "check_random_state_param",
-           "check_sample_weight", "check_solve_settings", "check_sparse_structure", "check_targets", "check_values",
+           "check_sample_weight", "check_sparse_structure", "check_targets", "check_values",
            "class_weighted", "positive", "readable_csr", "refuse_strings", "require_y"]
 
 
@@ -74,13 +74,6 @@ def positive(name, value, integer=False, allow_none=False):
 def check_bool(name, value):
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be True or False, got {value!r}")
-
-
-def check_solve_settings(tol, max_iter, fit_intercept):
-    """The settings every fit shares: ``tol`` > 0, ``max_iter`` >= 1, a boolean ``fit_intercept``."""
-    positive("tol", tol)
-    positive("max_iter", max_iter, integer=True)
-    check_bool("fit_intercept", fit_intercept)
 
 
 def check_random_state_param(value):

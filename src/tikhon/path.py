@@ -308,7 +308,7 @@ def _solve_path(X, t, s, grid, lams, loss, name, fit_intercept, backend, solver,
         raise ValueError(f"solver {solver!r} fits binary logistic regression and single-target ridge; this path "
                          f"has {K} outputs: use solver='auto', 'newton' or 'lbfgs'")
     loop = solver if solver in solvers.BACKEND_LOOPS else None
-    backend_cls = get_backend(backend_name, X, loop=loop, n_outputs=K)
+    backend_cls = get_backend(backend_name, X, loop=loop, n_outputs=K, solver=solver)
     be = backend_cls(X, t, s, Objective(loss, 1.0, fit_intercept, K).pointwise, n_outputs=K)
     solver = solvers.choose_solver(solver, loss, be)  # auto: by the cost model, for the whole grid
     options = {k: v for k, v in (options or {}).items() if k in _SOLVER_OPTIONS[solver]}

@@ -290,7 +290,7 @@ def _plan_cells(config, X, loss, Xd=None, n_classes=2):
                 continue  # run on NumPy only, as the baseline the requested solvers are compared with
             loop = solver if solver in registry.BACKEND_LOOPS else None
             try:
-                cls = get_backend(name, data, loop=loop)
+                cls = get_backend(name, data, loop=loop, solver=solver)
             except BackendUnavailableError as exc:
                 skipped[name] = str(exc)
                 break
