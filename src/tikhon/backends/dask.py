@@ -591,6 +591,8 @@ def validate(estimator, X, reset, y=None):
     y = _gather_vector(y, dtype=None)
     if y.ndim == 2 and y.shape[1] == 1 and getattr(estimator, "_loss", None) != "squared":
         y = y.ravel()  # labels of one column; a ridge keeps scikit-learn's (n, 1) shapes, as in memory
+    if y.ndim == 2 and getattr(estimator, "_loss", None) != "squared":
+        raise ValueError(f"y must be a 1-D array of {X.shape[0]} labels, got shape {y.shape}")
     if y.ndim not in (1, 2) or y.shape[0] != X.shape[0]:
         raise ValueError(f"y must be a 1-D array of {X.shape[0]} entries (or {X.shape[0]} rows of targets), "
                          f"got shape {y.shape}")
