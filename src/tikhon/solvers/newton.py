@@ -52,14 +52,12 @@ from ._common import FitResult, History, certified
 __all__ = ["solve"]
 
 
-def conjugate_gradient(hess_vec, g, eta, max_iter, inv_diag, value=None):
+def conjugate_gradient(hess_vec, g, eta, max_iter, inv_diag):
     """Approximately solve ``H p = -g`` by CG preconditioned with ``inv_diag``, stopped by
     the quadratic model ``Q(p) = g.p + p.H p / 2`` (Nash and Sofer's truncation rule, the
     one of LIBLINEAR's Newton solver): once ``k (Q_k - Q_{k-1}) >= eta Q_k``, i.e. the last
     step's decrease of the model times the step count is at most ``eta`` of the total.
-    ``value``: ``P`` at the iterate of a quadratic ``P`` (ridge), whose model is ``P``
-    itself: the last decrease is then measured against the predicted ``P + Q_k`` (the
-    scale of the relative gap) instead of the decrease. Returns ``(p, iterations)``."""
+    Returns ``(p, iterations)``."""
     p = np.zeros_like(g)
     r = -g.copy()
     z = inv_diag * r
@@ -75,8 +73,7 @@ def conjugate_gradient(hess_vec, g, eta, max_iter, inv_diag, value=None):
         p += alpha * d
         r -= alpha * hd
         q_new = 0.5 * (float(dot(p, g)) - float(dot(p, r)))
-        scale = -q_new if value is None else value + q_new
-        if not (q_new <= 0 and q_new <= q) or k * (q - q_new) <= eta * scale:
+        if not (q_new <= 0 and q_new <= q) or k * (q_new - q) >= eta * q_new:
             return p, k
         q = q_new
         z = inv_diag * r
@@ -143,7 +140,6 @@ def solve(problem, theta0, tol, max_iter, max_cg_iter=250, armijo=1e-4):
     n_iter, cg_total, message = 0, 0, ""
     preconditioner = _Preconditioner(problem, theta)
     lam = float(np.mean(problem.objective.lams))
-    quadratic = problem.objective.loss == "squared"
     while True:
         gap = problem.gap(theta, value, grad)
         history.report(gap[2], n_iter)
@@ -152,13 +148,7 @@ def solve(problem, theta0, tol, max_iter, max_cg_iter=250, armijo=1e-4):
         inv_diag = preconditioner(theta)
         # LIBLINEAR's forcing term, in its scaling C P: (g_C.M_C^-1 g_C)^(1/4) = (g.M^-1 g / lam)^(1/4)
         eta = min(ETA_CG, (float(dot(grad, inv_diag * grad)) / lam) ** 0.25)
-        if quadratic:
-            # ridge: the model is P itself, and a CG cut short only restarts its Krylov space;
-            # below 1e-10 CG's recurrences drift from the true residual (ill-conditioned
-            # paths at tol 1e-14 stalled), where an outer step's fresh gradient goes on
-            eta = min(eta, max(0.1 * tol, 1e-10))
-        direction, cg_iter = conjugate_gradient(hess_vec, grad, eta, max_cg_iter, inv_diag,
-                                                value if quadratic else None)
+        direction, cg_iter = conjugate_gradient(hess_vec, grad, eta, max_cg_iter, inv_diag)
         hess_vec = None  # its curvature weights (an n-vector) go before the trial pass makes new ones
         cg_total += cg_iter
         slope = float(dot(grad, direction))
