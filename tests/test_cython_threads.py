@@ -19,6 +19,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import warnings
 
 import numpy as np
@@ -60,10 +61,13 @@ def make_csr(n=300, d=40, density=0.1, dtype=np.float64, index=np.int32, seed=0)
 
 class _Counter:
     """Stands in for ``tikhon._cd``: each kernel call is recorded (its thread, how many
-    calls run at once) and passed on."""
+    calls run at once) and passed on. ``delay``: seconds the main thread's calls wait
+    first, so that a pool thread surely starts its chunks (a group no pool thread has
+    started when the caller is done is run by the caller)."""
 
     def __init__(self, module):
         self._module = module
+        self.delay = 0.0
         self.lock = threading.Lock()
         self.now = self.peak = 0
         self.threads = set()
@@ -83,6 +87,8 @@ class _Counter:
                 self.peak = max(self.peak, self.now)
                 self.threads.add(threading.current_thread().name)
             try:
+                if self.delay and threading.current_thread() is threading.main_thread():
+                    time.sleep(self.delay)
                 return attr(*args, **kw)
             finally:
                 with self.lock:
@@ -168,6 +174,7 @@ def test_products_do_not_depend_on_the_thread_count_and_equal_numpy(dtype, index
     else:
         y = rng.standard_normal((n, K) if K > 1 else n)
     results = {}
+    counter.delay = 0.01
     for n_threads in (1, 2):
         counter.reset()
         with tikhon.config_context(n_threads=n_threads):
@@ -186,6 +193,7 @@ def test_fits_are_the_same_bits_on_1_and_2_threads(solver, counter):
     y = np.where(np.random.default_rng(4).random(20000) < 0.5, -1, 1)
     assert _cython().chunk_count(*X.shape, X.nnz, cpus=available_cores()) >= 2
     fits = {}
+    counter.delay = 0.005
     for n_threads in (1, 2):
         counter.reset()
         with tikhon.config_context(n_threads=n_threads):
@@ -200,8 +208,10 @@ def test_chunks_depend_on_the_data_only():
     assert cy.chunk_count(32561, 123, 451592, cpus=2) == 2  # a9a
     assert cy.chunk_count(1000, 123, 14000, cpus=2) == 1  # too small to repay a thread
     assert cy.chunk_count(8000, 123, 112000, cpus=2) == 1
-    assert cy.chunk_count(200000, 100000, 7500000, cpus=8) == 8
+    assert cy.chunk_count(200000, 100000, 7500000, cpus=8) == 2  # the text CSR: 75 d stored entries
     assert cy.chunk_count(3, 10, 10**7, cpus=8) == 3  # at most one a row
+    assert cy.chunk_count(7770, 8315, 339837, cpus=2) == 1  # reuters: a d-buffer per chunk would be 8% of X
+    assert cy.chunk_count(4000, 20000, 800000, cpus=2) == 1
     bounds = cy.row_bounds(np.array([0, 0, 5, 5, 10, 10]), 2)
     assert bounds.tolist() == [0, 2, 5]  # 5 stored entries each side
 
@@ -214,7 +224,9 @@ def test_nested_fits_keep_to_the_cores(counter):
     y = np.where(np.random.default_rng(6).random(16000) < 0.5, -1, 1)
     cv = lambda n_jobs: tikhon.LogisticRegressionCV(Cs=[0.1, 1.0], cv=3, backend="cython",  # noqa: E731
                                                     solver="newton", n_jobs=n_jobs).fit(X, y)
+    counter.delay = 0.002
     one = cv(1)
+    counter.delay = 0.0
     assert any(name.startswith("tikhon-cd") for name in counter.threads)  # alone: the pool helps
     counter.reset()
     two = cv(2)
@@ -289,25 +301,31 @@ _FORK = textwrap.dedent(r"""
     with tikhon.config_context(n_threads=2):
         want = be.rmatvec(r)   # the pool's threads started in the parent
         def child(queue):
+            try:  # the pool runs work in the child (its threads were not copied by the fork)
+                cy._executor().submit(int).result(timeout=20)
+                alive = True
+            except Exception:
+                alive = False
             with tikhon.config_context(n_threads=2):
-                queue.put(be.rmatvec(r).tolist())
+                queue.put((alive, be.rmatvec(r).tolist()))
         ctx = mp.get_context("fork")
         queue = ctx.Queue()
         p = ctx.Process(target=child, args=(queue,))
         p.start()
-        got = queue.get(timeout=60)
+        alive, got = queue.get(timeout=60)
         p.join(60)
-    print(json.dumps({"same": bool(np.array_equal(got, want))}))
+    print(json.dumps({"pool": alive, "same": bool(np.array_equal(got, want))}))
 """)
 
 
 def test_a_forked_child_runs_threaded_passes():
-    """A fork copies the pool without its threads: the child makes its own (before the
-    pool knew its process, a child's pass would wait forever for a thread)."""
+    """A fork copies the pool without its threads: the child makes its own (a pool that
+    did not know its process ran nothing in the child: its passes' groups fell back to
+    the calling thread, and work queued there waited for ever)."""
     _need_two_cores()
-    out = subprocess.run([sys.executable, "-c", _FORK], capture_output=True, text=True, timeout=300)
+    out = subprocess.run([sys.executable, "-c", _FORK], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"same": True}
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"pool": True, "same": True}
 
 
 def test_multinomial_fit_on_threads_matches_one_thread(counter):

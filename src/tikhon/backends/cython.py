@@ -25,7 +25,8 @@ as the fit's budget (:func:`tikhon._config.thread_budget`), granted from the cor
 neither other processes (:func:`tikhon._config.cores_free`) nor other tikhon passes are
 using (the count shared with the Numba backend, :func:`tikhon.backends.numba.threads_in_use`):
 the calling thread runs the first group of chunks and a small persistent pool of
-Python threads the others (the kernels release the GIL). A pass below
+Python threads the others (the kernels release the GIL); a group that no pool thread
+has started when the calling thread is done with its own is run by the calling thread. A pass below
 ``2 * MIN_PARALLEL_WORK`` is one chunk on one thread. The dual CD epochs run on one
 thread.
 """
@@ -53,11 +54,15 @@ def _extension():
 
 # Chunks (see the module docstring). A pass of ``4 nnz + n`` units of work gets one chunk
 # per MIN_PARALLEL_WORK units, at most one per CPU of the machine, and chunks of at least
-# 8 d units (each chunk's buffer of d sums is zeroed and reduced). Handing a group of
+# CHUNK_FEATURE_WORK d units: each chunk's buffer of d sums is zeroed and reduced, and is
+# extra memory during the pass, here at most ~2% of the chunk's share of X (32 d stored
+# entries of 12 bytes at least; issue 18's peak-memory goal; reuters, d = 8315 and 41 d
+# stored entries, stays one chunk). Handing a group of
 # chunks to a pool thread and waiting for it costs 0.03-0.05 ms (2 cores, measured with
 # one other process busy beside), about 100k stored entries of a pass: so a pass takes
 # 2 chunks from about 130k stored entries (a9a's 450k: 0.17 ms -> 0.12-0.14 ms quiet).
 MIN_PARALLEL_WORK = 1 << 18
+CHUNK_FEATURE_WORK = 128
 CSR_ENTRY_WORK = 4
 # K-column passes and the Gram keep a d x K (d x d) buffer per chunk: at most this much in all.
 MULTI_BUFFER_BYTES = 1 << 27
@@ -68,7 +73,7 @@ def chunk_count(n, d, nnz, cpus=None):
     and the machine's CPU count only, never from the threads a pass gets)."""
     cpus = os.cpu_count() or 1 if cpus is None else cpus
     work = CSR_ENTRY_WORK * nnz + n
-    per_chunk = max(MIN_PARALLEL_WORK, 8 * d)
+    per_chunk = max(MIN_PARALLEL_WORK, CHUNK_FEATURE_WORK * d)
     return int(max(1, min(cpus, n, work // per_chunk)))
 
 
@@ -175,10 +180,16 @@ class CythonBackend(NumpyBackend):
             futures = [pool.submit(call, edges[g], edges[g + 1]) for g in range(1, threads)]
             try:
                 call(edges[0], edges[1])
+                # a group no pool thread has started yet (its core taken by other work) is
+                # run here: the same chunks, so the same bits, and no wait for a core
+                for g, future in enumerate(futures, start=1):
+                    if future.cancel():
+                        call(edges[g], edges[g + 1])
             finally:
                 wait(futures)
             for future in futures:
-                future.result()
+                if not future.cancelled():
+                    future.result()
 
     def _rows_pass(self, kernel, *args, chunks=None):
         """A row-wise kernel (``out`` rows written by row ranges) over every chunk."""
