@@ -83,6 +83,22 @@ def assert_close(actual, expected, rtol=RTOL):
     assert np.max(np.abs(actual - expected), initial=0.0) <= rtol * scale, np.max(np.abs(actual - expected))
 
 
+def _spy_on_kernels(monkeypatch, be):
+    """The names of the extension's functions ``be`` calls, in order (a list filled as it runs)."""
+    calls = []
+
+    class Spy:
+        def __init__(self, module):
+            self._module = module
+
+        def __getattr__(self, name):
+            calls.append(name)
+            return getattr(self._module, name)
+
+    monkeypatch.setattr(be, "_cd", Spy(be._cd))
+    return calls
+
+
 LAYOUTS = [(dtype, index) for dtype in (np.float32, np.float64) for index in (np.int32, np.int64)]
 
 
@@ -121,17 +137,7 @@ def test_one_pass_for_all_columns(monkeypatch):
     and a multinomial gradient or Hessian product is one fused pass."""
     K = 4
     be, _ = _pair(make_csr(), K)
-    calls = []
-
-    class Spy:
-        def __init__(self, module):
-            self._module = module
-
-        def __getattr__(self, name):
-            calls.append(name)
-            return getattr(self._module, name)
-
-    monkeypatch.setattr(be, "_cd", Spy(be._cd))
+    calls = _spy_on_kernels(monkeypatch, be)
     rng = np.random.default_rng(0)
     W, b = rng.standard_normal((K, be.n_features)), rng.standard_normal(K)
     be.matvec(W)
@@ -284,17 +290,7 @@ def test_one_output_hessian_product_is_one_pass(monkeypatch, loss, dtype, index)
     be = _backend()(X, y, s, LOSSES[loss])
     ref = NumpyBackend(X.astype(np.float64), y, s, LOSSES[loss])
     w, v = rng.standard_normal(X.shape[1]), rng.standard_normal(X.shape[1])
-    calls = []
-
-    class Spy:
-        def __init__(self, module):
-            self._module = module
-
-        def __getattr__(self, name):
-            calls.append(name)
-            return getattr(self._module, name)
-
-    monkeypatch.setattr(be, "_cd", Spy(be._cd))
+    calls = _spy_on_kernels(monkeypatch, be)
     product = be.loss_grad_hessian(w, 0.3)[3]
     ref_product = ref.loss_grad_hessian(w, 0.3)[3]
     calls.clear()
