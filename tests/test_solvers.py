@@ -187,4 +187,21 @@ def test_newton_cholesky_refuses_a_hessian_too_large_to_form():
     y = np.where(rng.random(50) < 0.5, 1, -1)
     with pytest.raises(ValueError, match="forms the 6001 x 6001 Hessian.*solver='newton'"):
         tikhon.LogisticRegression(solver="newton_cholesky").fit(X, y)
-    assert tikhon.LogisticRegression().fit(X, y).solver_ == "newton"
+    assert tikhon.LogisticRegression(C=0.1).fit(X, y).solver_ == "newton"  # auto never forms it
+    assert tikhon.LogisticRegression().fit(X, y).solver_ == "dual_cd"  # wide CSR, C >= 1
+
+
+def test_auto_takes_dual_cd_on_wide_csr_at_c_of_one_and_more():
+    """The cost model's rule for dual CD (measured on reuters, see tikhon.solvers): binary
+    logistic regression, CSR with d >= n, lam <= 1; anything else keeps the primal solvers."""
+    rng = np.random.default_rng(1)
+    wide = sp.random(200, 400, density=0.05, format="csr", random_state=1)
+    tall = sp.random(400, 200, density=0.05, format="csr", random_state=1)
+    labels = lambda n: np.where(rng.random(n) < 0.5, 1, -1)  # noqa: E731
+    chosen = lambda X, **kw: tikhon.LogisticRegression(**kw).fit(X, labels(X.shape[0])).solver_  # noqa: E731
+    assert chosen(wide, C=1.0) == "dual_cd" and chosen(wide, C=100.0) == "dual_cd"
+    assert chosen(wide, C=0.5) != "dual_cd" and chosen(tall, C=10.0) != "dual_cd"
+    assert chosen(wide.toarray(), C=10.0) != "dual_cd"  # dense: no backend runs the dual loop
+    model = tikhon.LogisticRegression(C=10.0).fit(wide, labels(200))
+    assert model.converged_ and model.duality_gap_ <= model.tol
+    assert tikhon.Ridge(alpha=0.1).fit(wide, rng.standard_normal(200)).solver_ != "dual_cd"

@@ -116,7 +116,7 @@ class _L2LinearModel(BaseEstimator):
         loop = name if name in solvers.BACKEND_LOOPS else None
         backend_cls = get_backend(backend_name, X, loop=loop, n_outputs=n_outputs, solver=name)
         backend = backend_cls(X, y_fit, sample_weight, objective.pointwise, n_outputs=n_outputs)
-        solver = solvers.choose_solver(name, loss, backend)  # auto: by the cost model
+        solver = solvers.choose_solver(name, loss, backend, objective.lam)  # auto: by the cost model
 
         theta0 = self._start(objective, X.shape[1], y_fit, sample_weight)
         options = {k: v for k, v in self._solver_options().items() if k in _SOLVER_OPTIONS[solver]}
