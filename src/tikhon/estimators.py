@@ -34,7 +34,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import _validation as V
 from . import solvers
 from ._config import available_cores, config_context, resolve_backend
-from .backends import get_backend, input_format
+from .backends import input_format
 from .objective import DEFAULT_TOL, Objective
 from .solvers import History
 
@@ -109,12 +109,7 @@ class _L2LinearModel(BaseEstimator):
         objective = Objective(loss, self._lam(), bool(self.fit_intercept), n_outputs)
         backend_name = resolve_backend(self.backend)
         name = self._solver_name()
-        solvers.choose_solver(name, loss)  # an unknown name fails before any work
-        if name in solvers.BACKEND_LOOPS and n_outputs > 1:
-            raise ValueError(f"solver {name!r} fits binary logistic regression and single-target ridge; "
-                             f"this model has {n_outputs} outputs: use solver='auto', 'newton' or 'lbfgs'")
-        loop = name if name in solvers.BACKEND_LOOPS else None
-        backend_cls = get_backend(backend_name, X, loop=loop, n_outputs=n_outputs, solver=name)
+        backend_cls = solvers.backend_for(name, loss, backend_name, X, n_outputs)
         backend = backend_cls(X, y_fit, sample_weight, objective.pointwise, n_outputs=n_outputs)
         solver = solvers.choose_solver(name, loss, backend, objective.lam)  # auto: by the cost model
 

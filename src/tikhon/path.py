@@ -51,7 +51,6 @@ from sklearn.utils.validation import check_consistent_length
 from . import _validation as V
 from . import solvers
 from ._config import resolve_backend
-from .backends import get_backend
 from .estimators import DEFAULT_MAX_ITER, LogisticRegression, Ridge, _max_iter, _SOLVER_OPTIONS
 from .objective import DEFAULT_TOL, Objective
 from .solvers import Problem
@@ -303,12 +302,7 @@ def _solve_path(X, t, s, grid, lams, loss, name, fit_intercept, backend, solver,
     model = model or ("logistic" if loss == "logistic" else "ridge")
     loss, K = _outputs(loss, t, classes)
     backend_name = resolve_backend(backend)
-    solvers.choose_solver(solver, loss)  # an unknown name fails before any work
-    if solver in solvers.BACKEND_LOOPS and K > 1:
-        raise ValueError(f"solver {solver!r} fits binary logistic regression and single-target ridge; this path "
-                         f"has {K} outputs: use solver='auto', 'newton' or 'lbfgs'")
-    loop = solver if solver in solvers.BACKEND_LOOPS else None
-    backend_cls = get_backend(backend_name, X, loop=loop, n_outputs=K, solver=solver)
+    backend_cls = solvers.backend_for(solver, loss, backend_name, X, K, what="path")
     be = backend_cls(X, t, s, Objective(loss, 1.0, fit_intercept, K).pointwise, n_outputs=K)
     solver = solvers.choose_solver(solver, loss, be)  # auto: by the cost model, for the whole grid
     options = {k: v for k, v in (options or {}).items() if k in _SOLVER_OPTIONS[solver]}

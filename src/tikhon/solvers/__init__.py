@@ -11,7 +11,7 @@ import math
 
 from ._common import FitResult, History, Problem, certified
 
-__all__ = ["SOLVERS", "BACKEND_LOOPS", "FitResult", "History", "Problem", "certified", "choose_solver", "run"]
+__all__ = ["SOLVERS", "BACKEND_LOOPS", "FitResult", "History", "Problem", "backend_for", "certified", "choose_solver", "run"]
 
 SOLVERS = {
     "gd": "tikhon.solvers.gd",
@@ -71,6 +71,20 @@ def choose_solver(name, loss, backend=None, lam=None):
     if loss == "logistic" and wide and "dual_cd" in backend.loops and lam is not None and lam <= DUAL_MAX_LAM:
         return "dual_cd"  # as many features as rows: the dual's n coordinates (see above)
     return "newton"
+
+
+def backend_for(name, loss, backend_name, X, n_outputs, what="model"):
+    """The backend class that runs solver ``name`` (checked here, before any work) on
+    ``X`` for ``n_outputs`` outputs, as :func:`tikhon.backends.get_backend` chooses it;
+    a backend loop (``dual_cd``) refuses several outputs, naming ``what`` is fitted."""
+    from ..backends import get_backend
+
+    choose_solver(name, loss)
+    if name in BACKEND_LOOPS and n_outputs > 1:
+        raise ValueError(f"solver {name!r} fits binary logistic regression and single-target ridge; this "
+                         f"{what} has {n_outputs} outputs: use solver='auto', 'newton' or 'lbfgs'")
+    loop = name if name in BACKEND_LOOPS else None
+    return get_backend(backend_name, X, loop=loop, n_outputs=n_outputs, solver=name)
 
 
 def run(name, objective, backend, theta0, tol, max_iter, **options) -> FitResult:
