@@ -21,9 +21,9 @@ import tikhon
 from test_properties import reference_optimum
 
 BACKENDS = [b for b in ("numpy", "numba", "cython", "dask") if b in tikhon.available_backends()]
-SOLVERS = {"numpy": ("newton", "newton_cholesky", "lbfgs", "gd", "sgd"),
-           "numba": ("newton", "newton_cholesky", "lbfgs", "gd", "sgd"),
-           "cython": ("dual_cd", "newton", "newton_cholesky"), "dask": ("newton", "lbfgs")}  # dask gd: a graph per step, slow
+SOLVERS = {"numpy": ("newton", "newton_cholesky", "lbfgs", "lbfgs_newton", "gd", "sgd"),
+           "numba": ("newton", "newton_cholesky", "lbfgs", "lbfgs_newton", "gd", "sgd"),
+           "cython": ("dual_cd", "newton", "newton_cholesky", "lbfgs_newton"), "dask": ("newton", "lbfgs", "lbfgs_newton")}  # dask gd: a graph per step, slow
 CASES = [(b, s) for b in BACKENDS for s in SOLVERS[b]]
 
 

@@ -27,8 +27,8 @@ from tikhon.solvers import Problem
 
 OBJECTIVE_RTOL = 1e-8
 COEF_RTOL = 1e-5
-SOLVERS = {"numpy": ("newton", "newton_cholesky", "lbfgs"), "numba": ("newton", "newton_cholesky", "lbfgs"),
-           "cython": ("newton", "newton_cholesky")}
+SOLVERS = {"numpy": ("newton", "newton_cholesky", "lbfgs", "lbfgs_newton"),
+           "numba": ("newton", "newton_cholesky", "lbfgs", "lbfgs_newton"), "cython": ("newton", "newton_cholesky", "lbfgs_newton")}
 
 
 def multinomial_objective(X, y_index, s, C, W, b):

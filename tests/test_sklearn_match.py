@@ -75,9 +75,10 @@ CASES = [
 ] + [("a9a", "dense", C, True, True) for C in (0.01, 1.0, 100.0)] + [("a9a", "dense", 1.0, False, False)]
 
 
-# Newton-Cholesky forms the d x d Hessian: a9a (123 features) only.
-SOLVER_CASES = [(*case, "newton") for case in CASES] + [(*case, "newton_cholesky") for case in CASES
-                                                         if case[0] == "a9a"]
+# Newton-Cholesky forms the d x d Hessian: a9a (123 features) only; L-BFGS handing over
+# to Newton (auto's dense solver) on a9a, where it hands over.
+SOLVER_CASES = [(*case, "newton") for case in CASES] + [(*case, solver) for case in CASES if case[0] == "a9a"
+                                                         for solver in ("newton_cholesky", "lbfgs_newton")]
 
 
 @pytest.mark.parametrize("data,fmt,C,fit_intercept,weighted,solver", SOLVER_CASES)

@@ -133,8 +133,9 @@ def test_choose_solver():
 
 
 def test_auto_follows_the_cost_model():
-    """auto takes Newton-Cholesky where a Gram pass is cheap: narrow dense ridge and
-    logistic, a9a on the compiled CSR Gram; Newton-CG on wide data and on dask."""
+    """auto takes Newton-Cholesky where a Gram pass is cheap: narrow dense ridge, small
+    dense logistic, a9a on the compiled CSR Gram; Newton-CG on wide data; L-BFGS handing
+    over to Newton for dense logistic regression of at least LBFGS_MIN_SIZE values."""
     from tikhon.backends.numpy import NumpyBackend
     from tikhon.objective import LOSSES
 
@@ -146,8 +147,10 @@ def test_auto_follows_the_cost_model():
     assert choose_solver("auto", "squared", backend(1000, 20)) == "newton_cholesky"
     assert choose_solver("auto", "squared", backend(1000, 400)) == "newton_cholesky"
     assert choose_solver("auto", "squared", backend(2000, 2000)) == "newton"
-    assert choose_solver("auto", "logistic", backend(1000, 20)) == "newton_cholesky"
-    assert choose_solver("auto", "logistic", backend(1000, 200)) == "newton"
+    assert choose_solver("auto", "logistic", backend(1000, 20)) == "newton_cholesky"  # 2e4 values
+    assert choose_solver("auto", "logistic", backend(1000, 200)) == "lbfgs_newton"
+    assert choose_solver("auto", "logistic", backend(5000, 20)) == "lbfgs_newton"
+    assert choose_solver("auto", "squared", backend(5000, 20)) == "newton_cholesky"
     X, y = tikhon.datasets.load_a9a()
     model = tikhon.LogisticRegression().fit(X, y)
     assert model.backend_ == "cython" and model.solver_ == "newton_cholesky"
@@ -174,7 +177,7 @@ def test_newton_cg_moves_to_the_explicit_hessian_when_cg_costs_more():
         found = re.match(r"(\d+) Newton-CG steps, then", result.message)
         return int(found.group(1)) if found else result.n_iter
 
-    assert "explicit Hessian" in results["cython"].message
+    assert "by newton_cholesky" in results["cython"].message
     assert cg_steps(results["cython"]) <= 5 < cg_steps(results["numpy"])
     for r in results.values():
         assert r.converged and r.relative_gap <= 1e-10

@@ -120,7 +120,7 @@ class _L2LinearModel(BaseEstimator):
         max_iter = _max_iter(self.max_iter)
         # max_iter=0 returns the start; scipy's L-BFGS-B takes a step even at maxiter=0, Newton-CG
         # at 0 iterations only certifies theta0 (the same result for every solver)
-        runs = "newton" if max_iter == 0 and solver == "lbfgs" else solver
+        runs = "newton" if max_iter == 0 and solver.startswith("lbfgs") else solver
         with _reporting(self.verbose, solver, self.tol) as report:
             result = solvers.run(runs, objective, backend, theta0, self.tol, max_iter, **options)
             report.summary(type(self).__name__, backend_cls.name, result, self.tol)
@@ -221,6 +221,7 @@ _SOLVER_OPTIONS = {
     "gd": ("learning_rate",),
     "sgd": ("learning_rate", "batch_size", "random_state"),
     "lbfgs": (),
+    "lbfgs_newton": (),
     "newton": (),
     "newton_cholesky": (),
     "dual_cd": ("random_state",),

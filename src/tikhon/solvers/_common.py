@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Problem", "FitResult", "History", "certified"]
+__all__ = ["Problem", "FitResult", "History", "certified", "continue_with"]
 
 
 class Problem:
@@ -187,3 +187,20 @@ def certified(gap):
     compute it again)."""
     primal, dual, relative = gap
     return {"objective": primal, "dual_objective": dual, "relative_gap": relative}
+
+
+def continue_with(name, problem, theta, tol, max_iter, n_iter, history, done):
+    """The remaining iterations by solver ``name`` from ``theta``, after a solver that
+    ran ``n_iter`` iterations (``done`` says what they were) with ``history``: its
+    objective values join that history, its count the ``n_iter``."""
+    import importlib
+
+    from . import SOLVERS
+
+    started = time.perf_counter()
+    result = importlib.import_module(SOLVERS[name]).solve(problem, theta, tol, max(max_iter, 0))
+    history.extend(result.history[1:], started)  # its first value is the other solver's last
+    result.n_iter += n_iter
+    result.history = history.records
+    result.message = f"{done}, then {result.n_iter - n_iter} by {name}. {result.message}"
+    return result

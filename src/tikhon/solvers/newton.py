@@ -47,7 +47,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..objective import dot
-from ._common import FitResult, History, certified
+from ._common import FitResult, History, certified, continue_with
 
 __all__ = ["solve"]
 
@@ -189,22 +189,7 @@ def solve(problem, theta0, tol, max_iter, max_cg_iter=250, armijo=1e-4):
         history.add(value)
         n_iter += 1
         if cg_total > switch_after and n_iter < max_iter:
-            return _cholesky_finish(problem, theta, tol, max_iter - n_iter, n_iter, history)
+            return continue_with("newton_cholesky", problem, theta, tol, max_iter - n_iter, n_iter, history,
+                                 f"{n_iter} Newton-CG steps")
     return FitResult(theta, n_iter, gap[2] <= tol, gap[2], history.records,
                      message=message or f"{cg_total} CG iterations", **certified(gap))
-
-
-def _cholesky_finish(problem, theta, tol, max_iter, n_iter, history):
-    """The remaining iterations by Newton-Cholesky from ``theta``; its objective values
-    join ``history``."""
-    import time
-
-    from . import newton_cholesky
-
-    started = time.perf_counter()
-    result = newton_cholesky.solve(problem, theta, tol, max_iter)
-    history.extend(result.history[1:], started)  # its first value is this solver's last
-    result.n_iter += n_iter
-    result.history = history.records
-    result.message = f"{n_iter} Newton-CG steps, then {result.n_iter - n_iter} with the explicit Hessian. {result.message}"
-    return result
