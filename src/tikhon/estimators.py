@@ -118,11 +118,8 @@ class _L2LinearModel(BaseEstimator):
         if "random_state" in options:
             options["random_state"] = _seed(self.random_state)
         max_iter = _max_iter(self.max_iter)
-        # max_iter=0 returns the start; scipy's L-BFGS-B takes a step even at maxiter=0, Newton-CG
-        # at 0 iterations only certifies theta0 (the same result for every solver)
-        runs = "newton" if max_iter == 0 and solver.startswith("lbfgs") else solver
         with _reporting(self.verbose, solver, self.tol) as report:
-            result = solvers.run(runs, objective, backend, theta0, self.tol, max_iter, **options)
+            result = solvers.run(solver, objective, backend, theta0, self.tol, max_iter, **options)
             report.summary(type(self).__name__, backend_cls.name, result, self.tol)
 
         w, b = objective.split(result.theta)

@@ -306,8 +306,6 @@ def _solve_path(X, t, s, grid, lams, loss, name, fit_intercept, backend, solver,
     be = backend_cls(X, t, s, Objective(loss, 1.0, fit_intercept, K).pointwise, n_outputs=K)
     solver = solvers.choose_solver(solver, loss, be)  # auto: by the cost model, for the whole grid
     options = {k: v for k, v in (options or {}).items() if k in _SOLVER_OPTIONS[solver]}
-    # max_iter=0 returns the start: scipy's L-BFGS-B steps even at maxiter=0 (as the estimators)
-    runs = "newton" if max_iter == 0 and solver == "lbfgs" else solver
 
     n_grid, d = lams.shape[0], X.shape[1]
     outputs = (K,) if K > 1 else ()
@@ -345,7 +343,7 @@ def _solve_path(X, t, s, grid, lams, loss, name, fit_intercept, backend, solver,
                     theta[-K:] = objective.constant_intercept(t, s)
             elif len(trail) == 2:
                 theta = _predict(Problem(objective, be), trail, log_lam)
-            result = solvers.run(runs, objective, be, theta, tol, max_iter, **options)
+            result = solvers.run(solver, objective, be, theta, tol, max_iter, **options)
             trail = [*trail[-1:], (result.theta, log_lam)]
         out["seconds"][k] = time.perf_counter() - t0
         theta = result.theta
