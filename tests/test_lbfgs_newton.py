@@ -106,3 +106,18 @@ def test_max_iter_bounds_both_phases():
     with pytest.warns(tikhon.estimators.ConvergenceWarning):
         model = tikhon.LogisticRegression(C=100.0, tol=1e-12, solver="lbfgs_newton", max_iter=4).fit(X[:5000].toarray(), y[:5000])
     assert not model.converged_ and model.n_iter_[0] <= 4
+
+
+def test_lbfgs_first_step_is_the_exact_line_minimum_on_a_quadratic():
+    """Ridge's P is quadratic: L-BFGS's first step (the Cauchy step, no line search) lands
+    on the minimum of P along -grad P, computed here from X directly."""
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((400, 12)) * rng.uniform(0.5, 4.0, 12)
+    t = X @ rng.standard_normal(12) + rng.standard_normal(400)
+    alpha = 3.0
+    with pytest.warns(tikhon.estimators.ConvergenceWarning):
+        model = tikhon.Ridge(alpha=alpha, fit_intercept=False, solver="lbfgs", max_iter=1, backend="numpy").fit(X, t)
+    g = -X.T @ t  # grad P at w = 0: X^T (X w - t) + alpha w
+    H = X.T @ X + alpha * np.eye(12)
+    w = -(g @ g) / (g @ H @ g) * g
+    np.testing.assert_allclose(model.coef_, w, rtol=1e-10, atol=0)
