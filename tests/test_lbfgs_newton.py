@@ -121,3 +121,21 @@ def test_lbfgs_first_step_is_the_exact_line_minimum_on_a_quadratic():
     H = X.T @ X + alpha * np.eye(12)
     w = -(g @ g) / (g @ H @ g) * g
     np.testing.assert_allclose(model.coef_, w, rtol=1e-10, atol=0)
+
+
+@pytest.mark.skipif("numba" not in tikhon.available_backends() or "cython" not in tikhon.available_backends(),
+                    reason="needs the numba and cython backends")
+def test_auto_on_wide_csr_follows_the_intercept_rule():
+    """Binary logistic regression on CSR with d >= n: without an intercept L-BFGS (handing
+    over) on Numba at every C; with one, dual CD at C >= 1 and Newton-CG below."""
+    X = sp.random(300, 900, density=0.05, format="csr", random_state=4)
+    y = np.where(X @ np.random.default_rng(4).standard_normal(900) > 0, 1, 0)
+    for C in (0.1, 100.0):
+        model = tikhon.LogisticRegression(C=C, fit_intercept=False, tol=1e-12).fit(X, y)
+        assert (model.solver_, model.backend_) == ("lbfgs_newton", "numba") and model.converged_
+        ref = SkLogisticRegression(C=C, fit_intercept=False, tol=1e-12, max_iter=10000).fit(X.toarray(), y)
+        np.testing.assert_allclose(model.coef_, ref.coef_, rtol=0, atol=1e-5 * np.abs(ref.coef_).max())
+    assert tikhon.LogisticRegression(C=1.0).fit(X, y).solver_ == "dual_cd"
+    assert tikhon.LogisticRegression(C=0.1).fit(X, y).solver_ == "newton"
+    narrow = tikhon.LogisticRegression(C=1.0, fit_intercept=False).fit(X[:, :200], y)  # d < n: the cost model
+    assert narrow.solver_ in ("newton", "newton_cholesky") and narrow.backend_ == "cython"

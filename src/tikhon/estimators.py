@@ -109,9 +109,10 @@ class _L2LinearModel(BaseEstimator):
         objective = Objective(loss, self._lam(), bool(self.fit_intercept), n_outputs)
         backend_name = resolve_backend(self.backend)
         name = self._solver_name()
-        backend_cls = solvers.backend_for(name, loss, backend_name, X, n_outputs)
+        backend_cls = solvers.backend_for(name, loss, backend_name, X, n_outputs, lam=objective.lam,
+                                          fit_intercept=objective.fit_intercept)
         backend = backend_cls(X, y_fit, sample_weight, objective.pointwise, n_outputs=n_outputs)
-        solver = solvers.choose_solver(name, loss, backend, objective.lam)  # auto: by the cost model
+        solver = solvers.choose_solver(name, loss, backend, objective.lam, objective.fit_intercept)  # auto: the cost model
 
         theta0 = self._start(objective, X.shape[1], y_fit, sample_weight)
         options = {k: v for k, v in self._solver_options().items() if k in _SOLVER_OPTIONS[solver]}

@@ -11,7 +11,7 @@ import math
 
 from ._common import FitResult, History, Problem, certified
 
-__all__ = ["SOLVERS", "BACKEND_LOOPS", "FitResult", "History", "Problem", "backend_for", "certified", "choose_solver", "newton_solver", "run"]
+__all__ = ["SOLVERS", "BACKEND_LOOPS", "FitResult", "History", "Problem", "backend_for", "certified", "choose_solver", "newton_solver", "run", "wide_sparse_solver"]
 
 SOLVERS = {
     "gd": "tikhon.solvers.gd",
@@ -35,19 +35,24 @@ BACKEND_LOOPS = frozenset({"dual_cd"})
 #   well-conditioned data, 10-40 on one-hot data such as a9a); ridge's one quadratic
 #   needs 5-7 steps of it;
 # * Newton-Cholesky costs 1 pass plus a Gram plus the Cholesky a step, ridge 1 step.
-# * binary logistic regression on CSR with at least as many features as rows takes the
-#   dual coordinate descent (cython): reuters (7770 x 8315), no intercept, C = 1..100, time
-#   to 1e-4 / 1e-8: dual CD 0.5-0.7x Newton-CG's at C = 1..100, with or without an
-#   intercept; at C = 0.1 equal without an intercept and 1.7-1.9x slower with one, hence
-#   lam <= DUAL_MAX_LAM; on the text-like CSR (d = n / 2) 1.5-3.6x and on a9a (d << n)
-#   1.2-2.3x slower than Newton-CG.
+# * binary logistic regression on CSR with at least as many features as rows
+#   (wide_sparse_solver; reuters, 7770 x 8315, time to 1e-4 / 1e-8, C = 0.1..100):
+#   - without an intercept, L-BFGS handing over to Newton (lbfgs_newton, on the Numba
+#     backend: tikhon.backends.NUMBA_FIRST_CSR_SOLVERS): 4.7-17 / 6.3-35 ms against dual
+#     CD's 7.3-20 / 9.7-36 and Newton-CG's 7.3-33 / 9.0-48;
+#   - with one, L-BFGS's gaps wait for the intercept and it hands over early (8.5-66 /
+#     11-87 ms): the dual coordinate descent (cython) for lam <= DUAL_MAX_LAM (0.5-0.7x
+#     Newton-CG's time at C = 1..100), Newton-CG at C = 0.1 (dual CD 1.7-1.9x slower);
+#   - on the text-like CSR (d = n / 2) dual CD is 1.5-3.6x and on a9a (d << n) 1.2-2.3x
+#     slower than Newton-CG, and L-BFGS on a9a 1.2-1.7x (its forecast hands over late).
 # * logistic regression on dense X takes L-BFGS, handing over to Newton when its gaps
 #   forecast a slow run (tikhon.solvers.lbfgs_newton). Fits with intercept, C = 0.1..100,
-#   tol 1e-4 / 1e-8, time against the Newton solver above: 7000 x 28 0.55-0.8, 2e5 x 100
-#   0.55-0.8, 1e6 x 100 0.6-0.9, multinomial 2e5 x 100 K = 10 0.7-1.04, 2000 x 500 0.6-1.4
-#   (1.4 at 1e-8, C >= 10: it hands over), a9a as dense 0.9-1.4 (it hands over after two
-#   L-BFGS steps; Newton from there takes more CG products than from the start); on CSR
-#   L-BFGS's passes are not cheaper than Newton's (a9a 1.2-1.7x slower), hence dense only.
+#   tol 1e-4 / 1e-8, time against the Newton solver above (tikhon's L-BFGS, numba
+#   backend, /work/scratch/s19/dense_lb.py, load 1.0): 7000 x 28 0.45-0.65, 2e5 x 100
+#   0.4-0.5, a9a as dense 0.9-1.3 (it hands over after two L-BFGS steps; Newton from there
+#   takes more CG products than from the start); with scipy's L-BFGS-B before it, 1e6 x 100
+#   0.6-0.9, multinomial 2e5 x 100 K = 10 0.7-1.04, 2000 x 500 0.6-1.4 (1.4 at 1e-8,
+#   C >= 10: it hands over).
 #   Below LBFGS_MIN_SIZE values of X, scipy's ~50 us an iteration outweighs a pass
 #   (1000 x 10: 1.04 ms against Newton-Cholesky's 0.74; 5000 x 20: 1.59 against 1.94).
 # Measured crossovers: ridge, Cholesky 0.2-0.6x the time of CG up to d = 512 dense (1.1-2x
@@ -62,9 +67,10 @@ DUAL_MAX_LAM = 1.0
 LBFGS_MIN_SIZE = 5e4
 
 
-def choose_solver(name, loss, backend=None, lam=None):
+def choose_solver(name, loss, backend=None, lam=None, fit_intercept=True):
     """Resolve ``"auto"`` by the cost model above, given the backend (an instance)
-    the fit runs on and the penalty ``lam`` of a single fit (None: a path's grid);
+    the fit runs on, the penalty ``lam`` of a single fit (None: a path's grid) and
+    whether it fits an intercept;
     ``"newton"`` when no backend is given. Other names are checked and returned as they are."""
     if name != "auto":
         if name not in SOLVERS:
@@ -80,10 +86,25 @@ def choose_solver(name, loss, backend=None, lam=None):
     size = backend.n_samples * backend.n_features * backend.n_outputs
     if input_format(backend.X) == "dense" and size >= LBFGS_MIN_SIZE:
         return "lbfgs_newton"  # L-BFGS while it beats Newton (see above)
-    wide = backend.n_features >= backend.n_samples and backend.n_outputs == 1
-    if newton == "newton" and wide and "dual_cd" in backend.loops and lam is not None and lam <= DUAL_MAX_LAM:
-        return "dual_cd"  # as many features as rows: the dual's n coordinates (see above)
+    wide = wide_sparse_solver(loss, backend.X, backend.n_outputs, lam, fit_intercept)
+    if newton == "newton" and wide is not None and (wide != "dual_cd" or "dual_cd" in backend.loops):
+        return wide
     return newton
+
+
+def wide_sparse_solver(loss, X, n_outputs, lam, fit_intercept):
+    """auto's solver for binary logistic regression on CSR ``X`` with at least as many
+    features as rows (see above): ``lbfgs_newton`` without an intercept; with one,
+    ``dual_cd`` for ``lam <= DUAL_MAX_LAM`` (else the cost model's Newton, None); None for
+    other problems and for a path's grid (``lam`` None)."""
+    from ..backends._base import input_format
+
+    n, d = X.shape
+    if loss != "logistic" or n_outputs != 1 or d < n or lam is None or input_format(X) != "csr":
+        return None
+    if not fit_intercept:
+        return "lbfgs_newton"
+    return "dual_cd" if lam <= DUAL_MAX_LAM else None
 
 
 def newton_solver(loss, backend):
@@ -96,10 +117,12 @@ def newton_solver(loss, backend):
     return "newton_cholesky" if small and cost_in_passes(backend) <= limit else "newton"
 
 
-def backend_for(name, loss, backend_name, X, n_outputs, what="model"):
+def backend_for(name, loss, backend_name, X, n_outputs, what="model", lam=None, fit_intercept=True):
     """The backend class that runs solver ``name`` (checked here, before any work) on
-    ``X`` for ``n_outputs`` outputs, as :func:`tikhon.backends.get_backend` chooses it;
-    a backend loop (``dual_cd``) refuses several outputs, naming ``what`` is fitted."""
+    ``X`` for ``n_outputs`` outputs, penalty ``lam`` (None: a path) and intercept, as
+    :func:`tikhon.backends.get_backend` chooses it for the solver (``auto``'s, where it
+    is known before the backend: :func:`wide_sparse_solver`); a backend loop
+    (``dual_cd``) refuses several outputs, naming ``what`` is fitted."""
     from ..backends import get_backend
 
     choose_solver(name, loss)
@@ -107,7 +130,8 @@ def backend_for(name, loss, backend_name, X, n_outputs, what="model"):
         raise ValueError(f"solver {name!r} fits binary logistic regression and single-target ridge; this "
                          f"{what} has {n_outputs} outputs: use solver='auto', 'newton' or 'lbfgs'")
     loop = name if name in BACKEND_LOOPS else None
-    return get_backend(backend_name, X, loop=loop, n_outputs=n_outputs, solver=name)
+    solver = (wide_sparse_solver(loss, X, n_outputs, lam, fit_intercept) or name) if name == "auto" else name
+    return get_backend(backend_name, X, loop=loop, n_outputs=n_outputs, solver=solver)
 
 
 def run(name, objective, backend, theta0, tol, max_iter, **options) -> FitResult:
