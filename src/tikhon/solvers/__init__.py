@@ -47,14 +47,14 @@ BACKEND_LOOPS = frozenset({"dual_cd"})
 #     slower than Newton-CG, and L-BFGS on a9a 1.2-1.7x (its forecast hands over late).
 # * logistic regression on dense X takes L-BFGS, handing over to Newton when its gaps
 #   forecast a slow run (tikhon.solvers.lbfgs_newton). Fits with intercept, C = 0.1..100,
-#   tol 1e-4 / 1e-8, time against the Newton solver above (tikhon's L-BFGS, numba
-#   backend, /work/scratch/s19/dense_lb.py, load 1.0): 7000 x 28 0.45-0.65, 2e5 x 100
-#   0.4-0.5, a9a as dense 0.9-1.3 (it hands over after two L-BFGS steps; Newton from there
-#   takes more CG products than from the start); with scipy's L-BFGS-B before it, 1e6 x 100
-#   0.6-0.9, multinomial 2e5 x 100 K = 10 0.7-1.04, 2000 x 500 0.6-1.4 (1.4 at 1e-8,
-#   C >= 10: it hands over).
-#   Below LBFGS_MIN_SIZE values of X, scipy's ~50 us an iteration outweighs a pass
-#   (1000 x 10: 1.04 ms against Newton-Cholesky's 0.74; 5000 x 20: 1.59 against 1.94).
+#   time to 1e-4 / 1e-8 against Newton-CG on the numba backend (tikhon bench, issue 18's
+#   grid): 1e6 x 100 0.30-0.37, 2e5 x 100 0.40-0.56, 7000 x 28 0.39-0.55, 2000 x 500
+#   0.5-1.05, a9a as dense 0.9-1.3 (it hands over after two L-BFGS steps; Newton from there
+#   takes more CG products than from the start); multinomial 2e5 x 100 K = 10 0.7-1.04
+#   (with scipy's L-BFGS-B, before tikhon's own).
+#   Below LBFGS_MIN_SIZE values of X, L-BFGS's ~30 us of Python an iteration outweighs a
+#   pass (default fits, 1000 x 10: 0.88 ms against Newton-Cholesky's 0.75; 5000 x 20: 1.33
+#   against 1.89; /work/scratch/s19/tiny.py).
 # Measured crossovers: ridge, Cholesky 0.2-0.6x the time of CG up to d = 512 dense (1.1-2x
 # at d = 1024); logistic on a9a 0.15-0.3x; logistic on Gaussian dense data 1.0-1.3x at
 # d <= 32 (CG needs only ~3 products there) and 2-8x at d >= 128. Hence: ridge takes

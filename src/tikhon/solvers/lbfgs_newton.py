@@ -13,9 +13,10 @@ Newton's cost is saved where it was not.
 The budget: Newton's fit costs 16 L-BFGS passes on Gaussian dense 2e5 x 100, about 40
 on a9a, about 110 on 2000 x 500; the forecasts after two iterations are 20-28 passes on
 Gaussian data (which then takes 12-15) and 66-87 on a9a (which takes 120-2700), so 50
-separates them. Measured (fits with intercept, C = 0.1..100, tol 1e-4 and 1e-8, time
-against Newton's fit): 2e5 x 100 0.4-0.5, 7000 x 28 0.5-0.65, a9a as dense 0.9-1.3,
-2000 x 500 0.6-1.4 (1.4 at 1e-8, C >= 10, where it hands over late).
+separates them. Measured (`tikhon bench`, numba backend, fits with intercept, C =
+0.1..100, time to 1e-4 / 1e-8 against Newton-CG's): 1e6 x 100 0.30-0.37, 2e5 x 100
+0.40-0.56, 7000 x 28 0.39-0.55, 2000 x 500 0.5-1.05 (it hands over after two
+iterations at C >= 1, where L-BFGS alone takes 62-90), a9a as dense 0.9-1.3.
 """
 from __future__ import annotations
 
