@@ -50,8 +50,8 @@ BACKEND_LOOPS = frozenset({"dual_cd"})
 #   time to 1e-4 / 1e-8 against Newton-CG on the numba backend (tikhon bench, issue 18's
 #   grid): 1e6 x 100 0.30-0.37, 2e5 x 100 0.40-0.56, 7000 x 28 0.39-0.55, 2000 x 500
 #   0.5-1.05, a9a as dense 0.9-1.3 (it hands over after two L-BFGS steps; Newton from there
-#   takes more CG products than from the start); multinomial 2e5 x 100 K = 10 0.7-1.04
-#   (with scipy's L-BFGS-B, before tikhon's own).
+#   takes more CG products than from the start); multinomial 2e5 x 100 K = 10 0.80-1.13
+#   (1.05-1.13 at C >= 10; /work/scratch/s19/mc2.py, load 0.9).
 #   Below LBFGS_MIN_SIZE values of X, L-BFGS's ~30 us of Python an iteration outweighs a
 #   pass (default fits, 1000 x 10: 0.88 ms against Newton-Cholesky's 0.75; 5000 x 20: 1.33
 #   against 1.89; /work/scratch/s19/tiny.py).

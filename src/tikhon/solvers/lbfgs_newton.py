@@ -11,7 +11,7 @@ a few passes are lost where Newton was the better choice from the start, most of
 Newton's cost is saved where it was not.
 
 The budget: Newton's fit costs 16 L-BFGS passes on Gaussian dense 2e5 x 100, about 40
-on a9a, about 110 on 2000 x 500; the forecasts after two iterations are 20-28 passes on
+on a9a, 110-150 on 2000 x 500; the forecasts after two iterations are 20-28 passes on
 Gaussian data (which then takes 12-15) and 66-87 on a9a (which takes 120-2700), so 50
 separates them. Measured (`tikhon bench`, numba backend, fits with intercept, C =
 0.1..100, time to 1e-4 / 1e-8 against Newton-CG's): 1e6 x 100 0.30-0.37, 2e5 x 100
