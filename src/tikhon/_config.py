@@ -28,7 +28,7 @@ import time
 from contextlib import contextmanager
 
 __all__ = ["config_context", "get_config", "set_config", "resolve_backend", "resolve_threads",
-           "thread_budget", "sharing_cores", "available_cores", "cores_free"]
+           "thread_budget", "sharing_cores", "available_cores", "cores_free", "thread_pool"]
 
 _DEFAULTS = {"backend": None, "n_threads": None}
 _local = threading.local()
@@ -228,3 +228,32 @@ def thread_budget() -> int:
     cores = available_cores()
     siblings = max(1, _active_fits, _dask_worker_threads() or 1)
     return max(1, cores // siblings)
+
+
+# The persistent helper threads of tikhon's chunked passes, one pool per name prefix.
+_pools = {}
+_pools_lock = threading.Lock()
+
+
+def _forget_pools():
+    """In a child made by fork the pools' threads do not exist (and a lock held at the fork
+    stays held): start afresh there, else the first threaded call would wait forever."""
+    global _pools_lock
+    _pools.clear()
+    _pools_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pools)
+
+
+def thread_pool(prefix):
+    """This process's pool of ``cpu_count - 1`` threads named ``prefix`` (idle ones sleep),
+    made on first use: the threads that run a pass's chunks beside the calling thread."""
+    with _pools_lock:
+        pool = _pools.get(prefix)
+        if pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            pool = _pools[prefix] = ThreadPoolExecutor(max(1, (os.cpu_count() or 1) - 1), thread_name_prefix=prefix)
+        return pool

@@ -58,7 +58,6 @@ MAX_CHUNKS = os.cpu_count() or 1
 
 _compiled = {}
 _compile_lock = threading.Lock()
-_pool = None
 
 
 def _jit(func):
@@ -205,28 +204,21 @@ def threads_for(chunks):
         yield granted
 
 
-def _forget_pool():
-    """In a child made by fork the pool's threads do not exist: start a new pool there
-    (else its first threaded call would wait forever)."""
-    global _pool, _compile_lock
-    _pool, _compile_lock = None, threading.Lock()
+def _forget_compile_lock():
+    """In a child made by fork a compilation lock held at the fork stays held: a new one."""
+    global _compile_lock
+    _compile_lock = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool)
+    os.register_at_fork(after_in_child=_forget_compile_lock)
 
 
 def _executor():
-    """The threads that run chunks beside the calling thread (idle ones sleep)."""
-    global _pool
-    if _pool is None:
-        with _compile_lock:
-            if _pool is None:
-                from concurrent.futures import ThreadPoolExecutor
+    """The threads that run chunks beside the calling thread (:func:`tikhon._config.thread_pool`)."""
+    from .._config import thread_pool
 
-                _pool = ThreadPoolExecutor(max_workers=max(1, MAX_CHUNKS - 1),
-                                           thread_name_prefix="tikhon-blas")
-    return _pool
+    return thread_pool("tikhon-blas")
 
 
 def dense_gram(X, c, threads=1):

@@ -33,12 +33,11 @@ thread.
 from __future__ import annotations
 
 import os
-import threading
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import wait
 
 import numpy as np
 
-from .._config import thread_budget
+from .._config import thread_budget, thread_pool
 from .numba import _claim  # tikhon's count of the threads its passes use, over both backends
 from .numpy import NumpyBackend
 
@@ -87,18 +86,9 @@ def row_bounds(indptr, chunks):
     return np.concatenate(([0], np.clip(inner, 0, n), [n])).astype(np.int64)
 
 
-_pool_lock = threading.Lock()
-_pool = {"pid": None, "executor": None}
-
-
 def _executor():
-    """The process's pool of threads for the chunks beyond the calling thread's (made
-    again in a forked child, whose copy has no threads)."""
-    with _pool_lock:
-        if _pool["pid"] != os.getpid():
-            workers = max(1, (os.cpu_count() or 1) - 1)
-            _pool.update(pid=os.getpid(), executor=ThreadPoolExecutor(workers, thread_name_prefix="tikhon-cd"))
-        return _pool["executor"]
+    """The threads for the chunks beyond the calling thread's (:func:`tikhon._config.thread_pool`)."""
+    return thread_pool("tikhon-cd")
 
 
 def _groups(chunks, threads):

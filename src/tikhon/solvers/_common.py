@@ -8,7 +8,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Problem", "FitResult", "History", "certified", "continue_with"]
+__all__ = ["Problem", "FitResult", "History", "ROUNDING", "certified", "continue_with", "drowned", "gradient_stalled"]
+
+
+# A change of P below this fraction of |P| is its rounding, not progress.
+ROUNDING = 64 * np.finfo(np.float64).eps
+
+
+def drowned(value, new_value):
+    """Whether ``P`` moving from ``value`` to ``new_value`` is within its rounding."""
+    return abs(new_value - value) <= ROUNDING * abs(value)
+
+
+def gradient_stalled(grad, new_grad):
+    """Within ``P``'s rounding a step is progress only if it shrinks ``||grad P||_1`` by a
+    tenth (scikit-learn's NewtonSolver does alike): whether it does not (then the gradient
+    is at its own rounding floor and the iterate optimal to rounding)."""
+    return float(np.sum(np.abs(new_grad))) >= 0.9 * float(np.sum(np.abs(grad)))
 
 
 class Problem:

@@ -24,14 +24,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import FitResult, History, certified
+from ._common import ROUNDING, FitResult, History, certified
 
 __all__ = ["solve"]
-
-
-# An increase of P within its rounding is not an uphill step (halving the step for it
-# would stall the iteration near the optimum).
-_ROUNDING = 64 * np.finfo(np.float64).eps
 
 
 def default_step(problem):
@@ -56,7 +51,8 @@ def solve(problem, theta0, tol, max_iter, learning_rate=None):
             value = objective.value(data_loss, w)
         if not np.isfinite(value):
             raise FloatingPointError(f"gradient descent diverged (objective {value}); use a smaller learning_rate")
-        if safeguard and previous is not None and value > previous[2] + _ROUNDING * abs(previous[2]):
+        # uphill beyond P's rounding (an increase within it is no reason to halve the step)
+        if safeguard and previous is not None and value > previous[2] + ROUNDING * abs(previous[2]):
             w, b, _ = previous  # undo the step that went uphill and retry with half the step
             step *= 0.5
             previous = None

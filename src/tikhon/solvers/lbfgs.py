@@ -30,14 +30,13 @@ from collections import deque
 import numpy as np
 
 from ..objective import dot
-from ._common import FitResult, History, certified, continue_with
+from ._common import FitResult, History, certified, continue_with, drowned, gradient_stalled
 
 __all__ = ["solve", "forecast"]
 
 # forecasts count from the second iteration on: there they already separate a9a (66-87
 # passes, one-hot columns) from Gaussian dense data (20-28)
 FIRST_FORECAST = 1
-_ROUNDING = 64 * np.finfo(np.float64).eps
 
 
 def forecast(passes, gaps, target):
@@ -70,10 +69,6 @@ def _direction(grad, pairs):
     for (s, y, rho), alpha in zip(pairs, reversed(alphas)):
         q += (alpha - rho * dot(y, q)) * s
     return -q
-
-
-def _l1(v):
-    return float(np.sum(np.abs(v)))
 
 
 def solve(problem, theta0, tol, max_iter, memory=20, hand_over=None, armijo=1e-4):
@@ -118,9 +113,8 @@ def solve(problem, theta0, tol, max_iter, memory=20, hand_over=None, armijo=1e-4
             if t_value <= value + armijo * step * slope:
                 at_rounding = False
                 break
-            if abs(t_value - value) <= _ROUNDING * abs(value):
-                # the decrease drowns in the rounding of P (see the module docstring)
-                at_rounding = _l1(t_grad) >= 0.9 * _l1(grad)
+            if drowned(value, t_value):  # see the module docstring
+                at_rounding = gradient_stalled(grad, t_grad)
                 break
             # the minimizer of the quadratic through P(0), P'(0) and P(step), kept in [0.1, 0.5] step
             excess = t_value - value - slope * step

@@ -47,7 +47,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..objective import dot
-from ._common import FitResult, History, certified, continue_with
+from ._common import FitResult, History, certified, continue_with, drowned, gradient_stalled
 
 __all__ = ["solve"]
 
@@ -86,18 +86,11 @@ def conjugate_gradient(hess_vec, g, eta, max_iter, inv_diag, value=None):
     return p, max_iter
 
 
-_ROUNDING = 64 * np.finfo(np.float64).eps
-
-
 def _jacobi(diagonal):
     """Inverse of the Hessian's diagonal; 1 where an entry is zero or not finite (e.g.
     the intercept's curvature underflows when every margin saturates)."""
     usable = np.isfinite(diagonal) & (diagonal > 0)
     return np.divide(1.0, diagonal, out=np.ones_like(diagonal), where=usable)
-
-
-def _l1(v):
-    return float(np.sum(np.abs(v)))
 
 
 MIX = 0.01  # weight of diag(H) in the mixed preconditioner (Hsia, Chiang and Lin 2018)
@@ -173,11 +166,8 @@ def solve(problem, theta0, tol, max_iter, max_cg_iter=250, armijo=1e-4):
             t_value, t_grad, t_hess = problem.value_grad_hessian(trial)
             if t_value <= value + armijo * step * slope:
                 break
-            if abs(t_value - value) <= _ROUNDING * abs(value):
-                # The decrease drowns in the rounding of P: a step that shrinks the gradient
-                # by a tenth is progress (scikit-learn's NewtonSolver does alike); else the
-                # gradient itself is at its rounding level and shorter steps cannot help.
-                at_rounding = _l1(t_grad) >= 0.9 * _l1(grad)
+            if drowned(value, t_value):  # shorter steps cannot help a stalled gradient
+                at_rounding = gradient_stalled(grad, t_grad)
                 break
             step *= 0.5
         else:

@@ -26,12 +26,9 @@ from scipy.linalg import eigh
 
 from ..backends._blas import cholesky_solve
 from ..objective import BlockDiagonal
-from ._common import FitResult, History, certified
+from ._common import FitResult, History, certified, drowned, gradient_stalled
 
 __all__ = ["cost_in_passes", "newton_step", "solve"]
-
-_ROUNDING = 64 * np.finfo(np.float64).eps
-
 
 def cost_in_passes(backend):
     """One iteration's Gram plus Cholesky factorization, in passes over X (the cost
@@ -93,7 +90,7 @@ def solve(problem, theta0, tol, max_iter, armijo=1e-4):
                 t_hessian = hessian
             else:
                 t_value, t_grad, t_hessian = problem.value_grad_hessian_matrix(trial)
-            if t_value <= value + armijo * step * slope or abs(t_value - value) <= _ROUNDING * abs(value):
+            if t_value <= value + armijo * step * slope or drowned(value, t_value):
                 break
             step *= 0.5
         else:
@@ -102,15 +99,15 @@ def solve(problem, theta0, tol, max_iter, armijo=1e-4):
         # Within the rounding of P, a step is progress only if it shrinks the gradient by a
         # tenth (as Newton-CG): else the gradient is at its own rounding floor (float32
         # margins: the certificate, recomputed in float64 by the registry, decides).
-        drowned = t_value > value or abs(t_value - value) <= _ROUNDING * abs(value)
-        stalled = drowned or gap[2] > 0.5 * previous  # Newton's gap falls fast until rounding stops it
+        no_decrease = t_value > value or drowned(value, t_value)
+        stalled = no_decrease or gap[2] > 0.5 * previous  # Newton's gap falls fast until rounding stops it
         previous = gap[2]
         if stalled and not problem.backend.exact:  # float32 products: is theta optimal in float64?
             exact_gap = problem.duality_gap(theta)
             if exact_gap[2] <= tol:
                 gap, message = exact_gap, "optimal to tol by the float64 certificate"
                 break
-        if drowned and np.sum(np.abs(t_grad)) >= 0.9 * np.sum(np.abs(grad)):
+        if no_decrease and gradient_stalled(grad, t_grad):
             message = "no further decrease of P or of its gradient (optimal to rounding)"
             break
         theta, value, grad, hessian = trial, t_value, t_grad, t_hessian
